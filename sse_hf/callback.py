@@ -1,0 +1,139 @@
+"""`SSECallback`: SSE for `transformers.Trainer` in one line, as a thin adapter over `patch_model`."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import CallbackHandler, ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .config import SSEConfig
+from .patch import SSEHandle, get_handle, patch_model
+
+
+def _is_tokenizer(obj: Any) -> bool:
+    return obj is not None and callable(getattr(obj, "convert_ids_to_tokens", None)) and hasattr(obj, "__len__")
+
+
+def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
+    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, CallbackHandler) and any(cb is callback for cb in candidate.callbacks):
+                return candidate
+            frame = frame.f_back
+    finally:
+        del frame
+    return None
+
+
+class SSECallback(TrainerCallback, ExportableState):
+    """Patches the model with SSE when training begins and removes it when training ends.
+
+    Logs `sse/p` and the realised `sse/swap_rate` (since the previous log) into every training log,
+    so they reach `trainer.state.log_history` and the `report_to` trackers. Writes `sse_config.json`
+    into the output directory and every checkpoint. If `trainer.train()` may raise, wrap it in
+    `with callback:` (or call `callback.remove()`) so the hooks are removed even then.
+    """
+
+    def __init__(self, config: SSEConfig | dict | None = None, tokenizer=None, **overrides: Any):
+        if isinstance(config, dict):
+            config = SSEConfig.from_dict(config)
+        if config is None:
+            config = SSEConfig()
+        if not isinstance(config, SSEConfig):
+            raise TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
+        self.config = config.replace(**overrides) if overrides else config
+        self.tokenizer = tokenizer
+        self.handle: SSEHandle | None = None
+        self.totals = [0, 0, 0]  # tokens seen, eligible, swapped, over all runs (restored on resume)
+        self._logged = (0, 0)  # eligible, swapped of this run at the previous log
+
+    # ----- Trainer events ---------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
+        if not _is_tokenizer(tokenizer):
+            tokenizer = None
+        # A previous train() that raised may have left this callback's own hooks behind: replace those.
+        left_behind = self.handle is not None and get_handle(model) is self.handle
+        self.handle = patch_model(model, self.config, tokenizer=tokenizer, replace=left_behind)
+        self._logged = (0, 0)
+        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
+        if isinstance(stored, dict):
+            self.totals = list(stored.get("attributes", {}).get("totals", self.totals))
+        self._move_to_front()
+        if state.is_world_process_zero and args.output_dir:
+            self.config.save_pretrained(args.output_dir)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.handle is None or logs is None or not any(key in logs for key in ("loss", "train_loss")):
+            return
+        metrics = self._interval_metrics()
+        logs.update(metrics)
+        # Trainer copies `logs` into log_history before callbacks run: update that copy as well.
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(metrics)
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if os.path.isdir(checkpoint):
+            self.config.save_pretrained(checkpoint)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.remove()
+
+    # ----- helpers ----------------------------------------------------------------------------
+    def _interval_metrics(self) -> dict[str, float]:
+        stats = self.handle.stats()
+        eligible = sum(role["tokens_eligible"] for role in stats.values())
+        swapped = sum(role["tokens_swapped"] for role in stats.values())
+        new_eligible, new_swapped = eligible - self._logged[0], swapped - self._logged[1]
+        self._logged = (eligible, swapped)
+        return {
+            "sse/p": self.handle.p,
+            "sse/swap_rate": new_swapped / new_eligible if new_eligible else 0.0,
+        }
+
+    def _move_to_front(self) -> None:
+        """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co."""
+        handler = _calling_handler(self)
+        if handler is not None and handler.callbacks[0] is not self:
+            handler.callbacks.remove(self)
+            handler.callbacks.insert(0, self)
+
+    def remove(self) -> None:
+        """Remove the hooks now (idempotent), keeping the run's counts in `totals`."""
+        if self.handle is None:
+            return
+        stats = self.handle.stats()
+        self.totals = self._run_totals(stats)
+        self.handle.remove()
+        self.handle = None
+
+    def _run_totals(self, stats: dict[str, dict[str, float]]) -> list[int]:
+        keys = ("tokens_seen", "tokens_eligible", "tokens_swapped")
+        return [base + sum(int(role[key]) for role in stats.values()) for base, key in zip(self.totals, keys)]
+
+    @property
+    def swap_rate(self) -> float:
+        """Realised swap rate over all training so far (resumed runs included)."""
+        totals = self._run_totals(self.handle.stats()) if self.handle is not None else self.totals
+        return totals[2] / totals[1] if totals[1] else 0.0
+
+    def __enter__(self) -> SSECallback:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.remove()
+
+    # ----- checkpoint state (ExportableState) -------------------------------------------------
+    def state(self) -> dict:
+        totals = self._run_totals(self.handle.stats()) if self.handle is not None else self.totals
+        return {"args": {"config": self.config.to_dict()}, "attributes": {"totals": totals}}
