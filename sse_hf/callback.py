@@ -35,7 +35,8 @@ def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
 class SSECallback(TrainerCallback, ExportableState):
     """Patches the model with SSE when training begins and removes it when training ends.
 
-    Logs `sse/p` and the realised `sse/swap_rate` (since the previous log) into every training log,
+    Logs `sse/p` and the realised `sse/swap_rate` (since the previous log; over all training in the
+    final summary) into every training log,
     so they reach `trainer.state.log_history` and the `report_to` trackers. Writes `sse_config.json`
     into the output directory and every checkpoint. If `trainer.train()` may raise, wrap it in
     `with callback:` (or call `callback.remove()`) so the hooks are removed even then.
@@ -73,7 +74,10 @@ class SSECallback(TrainerCallback, ExportableState):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.handle is None or logs is None or not any(key in logs for key in ("loss", "train_loss")):
             return
+        # Step logs get the rate since the previous log; the end-of-training summary the overall rate.
         metrics = self._interval_metrics()
+        if "train_loss" in logs:
+            metrics["sse/swap_rate"] = self.swap_rate
         logs.update(metrics)
         # Trainer copies `logs` into log_history before callbacks run: update that copy as well.
         if state.log_history and state.log_history[-1].get("step") == state.global_step:

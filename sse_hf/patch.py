@@ -47,6 +47,22 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
+def _is_compiled(model: nn.Module) -> bool:
+    """True for `torch.compile(model)` wrappers and for models compiled in place with `model.compile()`."""
+    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or getattr(model, "_compiled_call_impl", None) is not None
+
+
+def _refresh_compiled(model: nn.Module, base: nn.Module) -> None:
+    """Make compiled code see hooks added or removed after its first call.
+
+    Dynamo does not guard on submodule hooks, so graphs traced before `patch_model` would keep
+    running without SSE (and graphs traced while patched would keep swapping after `remove`).
+    Resetting dynamo's caches makes the next call trace again, with the hooks as they are now.
+    """
+    if _is_compiled(model) or _is_compiled(base):
+        torch._dynamo.reset()
+
+
 def _input_embeddings(module: nn.Module) -> nn.Module | None:
     """`module.get_input_embeddings()`, or None where the model has none or does not implement it."""
     getter = getattr(module, "get_input_embeddings", None)
@@ -112,8 +128,11 @@ class SSEHandle:
     training raises. Counts are kept on the model's device and only read when you ask.
     """
 
-    def __init__(self, model: nn.Module, config: SSEConfig, vocabulary: Vocabulary, lookups: list[_Lookup]):
+    def __init__(
+        self, model: nn.Module, config: SSEConfig, vocabulary: Vocabulary, lookups: list[_Lookup], wrapper=None
+    ):
         self.model = model
+        self._wrapper = wrapper if wrapper is not None else model
         self.config = config
         self.vocabulary = vocabulary
         self.enabled = True
@@ -140,6 +159,8 @@ class SSEHandle:
         self._hooks.clear()
         if _HANDLES.get(self.model) is self:
             del _HANDLES[self.model]
+        if not self._removed:
+            _refresh_compiled(self._wrapper, self.model)
         self._removed = True
 
     @property
@@ -250,7 +271,8 @@ class SSEHandle:
 
     def _make_hook(self, lookup: _Lookup):
         def swap_token_ids(module: nn.Module, args: tuple, kwargs: dict):
-            if not (module.training and self.enabled) or lookup.p <= 0.0:
+            # Only in training steps: eval loops, predict and generate run in eval mode or without grad.
+            if not (module.training and self.enabled and torch.is_grad_enabled()) or lookup.p <= 0.0:
                 return None
             if args:
                 input_ids, rest = args[0], args[1:]
@@ -350,9 +372,14 @@ def patch_model(
             f"{type(base).__name__}'s encoder and decoder call the same embedding module, so their inputs cannot be "
             "swapped with separate probabilities. Set decoder_p=None (encoder inputs only)."
         )
-    handle = SSEHandle(base, config, vocabulary, lookups)
+    handle = SSEHandle(base, config, vocabulary, lookups, wrapper=model)
     handle._table_size = max([vocabulary.size, *declared, getattr(model_config, "vocab_size", 0) or 0])
+    for lookup in lookups:  # build the id tables now, outside any compiled or timed region
+        weight = getattr(lookup.module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
+            handle._device_tables(weight.device)
     handle._attach()
+    _refresh_compiled(model, base)
     _HANDLES[base] = handle
     return handle
 

@@ -1,0 +1,207 @@
+"""SSECallback inside a real Trainer: patch, log, save, resume, and leave nothing behind."""
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from sse_hf import SSECallback, SSEConfig, get_handle
+from tiny_models import record_lookups, tiny_bert, word_ids
+
+
+def _dataset(rows=32, seed=0):
+    ids = word_ids(rows=rows, seed=seed)
+    return Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": (ids != 0).long().tolist(),
+            "labels": (ids[:, 1] % 2).tolist(),
+        }
+    )
+
+
+def _args(tmp_path, **overrides):
+    settings = dict(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        logging_steps=1,
+        save_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+class LogRecorder(TrainerCallback):
+    """Stands in for a reporting integration: it sees `logs` in the order trackers do."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
+def _hook_count(model):
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+
+
+def test_train_patches_logs_and_leaves_no_hook(tokenizer, tmp_path):
+    model = tiny_bert()
+    recorder = LogRecorder()
+    callback = SSECallback(SSEConfig(p=0.3), tokenizer=tokenizer)
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, report_to=["tensorboard"]),
+        train_dataset=_dataset(),
+        callbacks=[recorder, callback],  # the recorder is registered first, like Trainer's own reporters
+    )
+    trainer.train()
+    train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(train_logs) == 4
+    assert all(entry["sse/p"] == 0.3 for entry in train_logs)
+    assert all(0.1 < entry["sse/swap_rate"] < 0.55 for entry in train_logs)
+    recorded = [entry for entry in recorder.logs if "loss" in entry]
+    assert [entry["sse/swap_rate"] for entry in recorded] == [entry["sse/swap_rate"] for entry in train_logs]
+    assert abs(callback.swap_rate - 0.3) < 0.08
+    assert get_handle(model) is None and _hook_count(model) == 0
+    assert SSEConfig.from_pretrained(tmp_path) == SSEConfig(p=0.3)
+    for step in (2, 4):
+        assert SSEConfig.from_pretrained(tmp_path / f"checkpoint-{step}") == SSEConfig(p=0.3)
+    # the real TensorBoard reporter received the SSE scalars
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    event_dirs = [path.parent for path in tmp_path.rglob("events.out.tfevents.*")]
+    assert event_dirs
+    accumulator = EventAccumulator(str(event_dirs[0]))
+    accumulator.Reload()
+    assert {"train/sse/swap_rate", "train/sse/p"} <= set(accumulator.Tags()["scalars"])
+    scalars = accumulator.Scalars("train/sse/swap_rate")
+    assert [event.value for event in scalars[:4]] == pytest.approx([entry["sse/swap_rate"] for entry in train_logs])
+    summary = trainer.state.log_history[-1]
+    assert "train_loss" in summary and summary["sse/swap_rate"] == pytest.approx(callback.swap_rate)
+    assert scalars[-1].value == pytest.approx(callback.swap_rate)
+
+
+def test_evaluation_during_training_sees_original_ids(tokenizer, tmp_path):
+    model = tiny_bert()
+    eval_set = _dataset(rows=8, seed=3)
+    records = []
+    model.get_input_embeddings().register_forward_hook(
+        lambda mod, args, out: records.append((mod.training, args[0].clone()))
+    )
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, eval_strategy="steps", eval_steps=2, save_strategy="no"),
+        train_dataset=_dataset(),
+        eval_dataset=eval_set,
+        callbacks=[SSECallback(p=1.0, tokenizer=tokenizer)],
+    )
+    trainer.train()
+    eval_batches = [ids for training, ids in records if not training]
+    train_batches = [ids for training, ids in records if training]
+    expected = torch.tensor(eval_set["input_ids"])
+    assert len(eval_batches) == 2 and all(torch.equal(ids, expected) for ids in eval_batches)
+    assert all((ids != 0).sum() > 0 for ids in train_batches)
+    original_rows = {tuple(row) for row in _dataset()["input_ids"]}
+    assert all(tuple(row) not in original_rows for ids in train_batches for row in ids.tolist())
+    predictions = trainer.predict(eval_set)
+    assert torch.equal(records[-1][1], expected) and predictions.predictions.shape == (8, 2)
+
+
+def test_resume_from_checkpoint_continues_exactly(tokenizer, tmp_path):
+    def run(output_dir, max_steps, resume=None):
+        torch.manual_seed(0)
+        model = tiny_bert()
+        callback = SSECallback(p=0.3, tokenizer=tokenizer)
+        trainer = Trainer(
+            model=model,
+            args=_args(output_dir, max_steps=max_steps, lr_scheduler_type="constant"),
+            train_dataset=_dataset(),
+            callbacks=[callback],
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return model, callback, trainer
+
+    straight, straight_cb, _ = run(tmp_path / "straight", 4)
+    run(tmp_path / "interrupted", 2)
+    resumed, resumed_cb, trainer = run(tmp_path / "interrupted", 4, resume=str(tmp_path / "interrupted" / "checkpoint-2"))
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
+    assert resumed_cb.totals == straight_cb.totals and resumed_cb.totals[0] > 0
+    state = json.loads((tmp_path / "interrupted" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["SSECallback"]["attributes"]["totals"] == straight_cb.totals
+
+
+def test_context_manager_removes_hooks_when_training_raises(tokenizer, tmp_path):
+    class Boom(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            raise RuntimeError("boom")
+
+    model = tiny_bert()
+    callback = SSECallback(p=0.2, tokenizer=tokenizer)
+    trainer = Trainer(model=model, args=_args(tmp_path), train_dataset=_dataset(), callbacks=[callback, Boom()])
+    with pytest.raises(RuntimeError, match="boom"):
+        with callback:
+            trainer.train()
+    assert get_handle(model) is None and _hook_count(model) == 0
+
+
+def test_train_again_after_a_failed_run_replaces_the_callbacks_own_hooks(tokenizer, tmp_path):
+    class BoomOnce(TrainerCallback):
+        fired = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.fired:
+                self.fired = True
+                raise RuntimeError("boom")
+
+    model = tiny_bert()
+    callback = SSECallback(p=0.2, tokenizer=tokenizer)
+    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+                      callbacks=[callback, BoomOnce()])
+    with pytest.raises(RuntimeError):
+        trainer.train()
+    assert get_handle(model) is callback.handle
+    trainer.train()
+    assert get_handle(model) is None and _hook_count(model) == 0
+
+
+def test_processing_class_is_used_as_tokenizer(tokenizer, tmp_path):
+    model = tiny_bert()
+    callback = SSECallback(p=0.2)
+    seen = {}
+
+    class Spy(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen["vocabulary"] = callback.handle.vocabulary
+
+    trainer = Trainer(model=model, args=_args(tmp_path, max_steps=1, save_strategy="no"), train_dataset=_dataset(),
+                      processing_class=tokenizer, callbacks=[callback, Spy()])
+    trainer.train()
+    assert seen["vocabulary"].size == len(tokenizer)
+
+
+def test_callback_bad_arguments():
+    with pytest.raises(ValueError, match=r"SSEConfig\.p"):
+        SSECallback(p=3)
+    with pytest.raises(TypeError, match="SSEConfig"):
+        SSECallback(config=0.1)
+    assert SSECallback({"p": 0.05}).config == SSEConfig(p=0.05)
+
+
+def test_swaps_reach_the_lookup_during_trainer_steps(tokenizer, tmp_path):
+    model = tiny_bert()
+    records, _ = record_lookups(model.get_input_embeddings())
+    Trainer(model=model, args=_args(tmp_path, max_steps=2, save_strategy="no"), train_dataset=_dataset(),
+            callbacks=[SSECallback(p=0.5, tokenizer=tokenizer)]).train()
+    originals = {tuple(row) for row in _dataset()["input_ids"]}
+    assert all(tuple(row) not in originals for batch in records for row in batch.tolist())

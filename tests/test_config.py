@@ -1,0 +1,74 @@
+"""SSEConfig: validation, overrides and the sse_config.json round trip."""
+
+import json
+import math
+
+import pytest
+
+from sse_hf import SSEConfig
+
+
+def test_defaults_and_help_metadata():
+    config = SSEConfig()
+    assert config.p == 0.1 and config.decoder_p is None and config.exclude_token_ids == [] and config.seed is None
+    import dataclasses
+
+    assert all(field.metadata.get("help") for field in dataclasses.fields(SSEConfig))
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, math.nan, math.inf, "0.1", None, True])
+def test_p_outside_unit_interval_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"SSEConfig\.p"):
+        SSEConfig(p=bad)
+
+
+@pytest.mark.parametrize("good", [0, 0.0, 0.5, 1, 1.0])
+def test_p_bounds_are_accepted(good):
+    assert SSEConfig(p=good).p == good
+
+
+def test_decoder_p_is_validated():
+    with pytest.raises(ValueError, match="decoder_p"):
+        SSEConfig(decoder_p=2.0)
+
+
+@pytest.mark.parametrize("bad", [[-1], ["3"], [1.5]])
+def test_exclude_token_ids_are_validated(bad):
+    with pytest.raises(ValueError, match="exclude_token_ids"):
+        SSEConfig(exclude_token_ids=bad)
+
+
+def test_seed_is_validated():
+    with pytest.raises(ValueError, match="seed"):
+        SSEConfig(seed="7")
+
+
+def test_replace_validates_and_rejects_unknown_fields():
+    config = SSEConfig(p=0.2)
+    assert config.replace(p=0.3).p == 0.3 and config.p == 0.2
+    with pytest.raises(TypeError, match=r"Unknown SSEConfig field\(s\) \['q'\]"):
+        config.replace(q=0.1)
+    with pytest.raises(ValueError, match="SSEConfig.p"):
+        config.replace(p=-1)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = SSEConfig(p=0.05, decoder_p=0.01, exclude_token_ids=[9, 3], seed=11)
+    path = config.save_pretrained(tmp_path / "run")
+    assert path.endswith("sse_config.json")
+    assert json.loads((tmp_path / "run" / "sse_config.json").read_text())["p"] == 0.05
+    assert SSEConfig.from_pretrained(tmp_path / "run") == config
+    assert SSEConfig.from_pretrained(path) == config
+
+
+def test_load_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="sse_config.json"):
+        SSEConfig.from_pretrained(tmp_path)
+    (tmp_path / "sse_config.json").write_text(json.dumps({"p": 0.1, "bogus": 1}))
+    with pytest.raises(TypeError, match="bogus"):
+        SSEConfig.from_pretrained(tmp_path)
+    (tmp_path / "sse_config.json").write_text(json.dumps({"p": 7}))
+    with pytest.raises(ValueError, match=r"SSEConfig\.p"):
+        SSEConfig.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="is a file"):
+        SSEConfig().save_pretrained(tmp_path / "sse_config.json")

@@ -1,0 +1,154 @@
+"""Every model family: the swap really reaches the token lookup in training, never in eval."""
+
+import pytest
+import torch
+from torch import nn
+
+from sse_hf import patch_model, unpatch_model
+from sse_hf.patch import find_token_embeddings, unwrap_model
+from tiny_models import ENCODER_DECODER, FAMILIES, PROTECTED_IDS, build, record_lookups, tiny_bert, word_ids
+
+PROTECTED = torch.tensor(sorted(PROTECTED_IDS))
+
+
+def _forward(model, family, ids):
+    if family in ENCODER_DECODER:
+        labels = word_ids(rows=ids.shape[0], cols=6, seed=1)
+        return model(input_ids=ids, labels=labels)
+    return model(input_ids=ids)
+
+
+def _assert_swapped(recorded, original, p):
+    changed = recorded != original
+    eligible = ~torch.isin(original, PROTECTED)
+    assert not changed[~eligible].any(), "a protected id was swapped"
+    rate = changed[eligible].float().mean().item()
+    assert abs(rate - p) < 0.12, f"realised rate {rate} far from p={p}"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_swaps_in_training_and_never_in_eval(family, tokenizer):
+    model = build(family)
+    handle = patch_model(model, p=0.5, tokenizer=tokenizer)
+    role = "encoder" if family in ENCODER_DECODER else "input"
+    lookup = find_token_embeddings(model)[role]
+    records, _ = record_lookups(lookup)
+    ids = word_ids(rows=32)
+    model.train()
+    _forward(model, family, ids)
+    _assert_swapped(records[-1], ids, 0.5)
+    assert handle.stats()[role]["tokens_swapped"] > 0
+    model.eval()
+    with torch.no_grad():
+        _forward(model, family, ids)
+    assert torch.equal(records[-1], ids)
+    unpatch_model(model)
+    model.train()
+    _forward(model, family, ids)
+    assert torch.equal(records[-1], ids)
+
+
+@pytest.mark.parametrize("family", sorted(ENCODER_DECODER))
+def test_encoder_decoder_decoder_inputs_only_when_asked(family, tokenizer):
+    model = build(family).train()
+    embeddings = find_token_embeddings(model, decoder=True)
+    decoder_records, _ = record_lookups(embeddings["decoder"])
+    ids = word_ids(rows=32)
+    labels = word_ids(rows=32, cols=10, seed=1)
+    labels[:, -2:] = -100
+
+    with patch_model(model, p=0.5, tokenizer=tokenizer):
+        model(input_ids=ids, labels=labels)
+    untouched = decoder_records[-1]
+    with patch_model(model, p=0.5, decoder_p=1.0, tokenizer=tokenizer) as handle:
+        labels_before = labels.clone()
+        out = model(input_ids=ids, labels=labels)
+    swapped = decoder_records[-1]
+    assert torch.equal(labels, labels_before)
+    eligible = ~torch.isin(untouched, PROTECTED)
+    assert torch.all(swapped[eligible] != untouched[eligible]) and torch.equal(swapped[~eligible], untouched[~eligible])
+    assert set(handle.stats()) == {"encoder", "decoder"} and handle.stats()["decoder"]["swap_rate"] == 1.0
+    # the loss is computed against the original labels, not the swapped decoder inputs
+    manual = nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), labels.reshape(-1))
+    assert torch.allclose(out.loss, manual)
+
+
+def test_generate_sees_original_ids_even_in_train_mode(tokenizer):
+    model = build("gpt2").train()
+    patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids(rows=2, cols=5)[:, :4]
+    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+    assert torch.equal(records[0], ids)
+
+
+@pytest.mark.parametrize("target", ["attention", "embedding"])
+def test_peft_lora_model_is_unwrapped_and_swapped(target, tokenizer):
+    peft = pytest.importorskip("peft")
+    target_modules = ["query", "value"] if target == "attention" else ["word_embeddings"]
+    model = peft.get_peft_model(tiny_bert(), peft.LoraConfig(r=2, target_modules=target_modules, task_type="SEQ_CLS"))
+    handle = patch_model(model, p=0.5, tokenizer=tokenizer)
+    assert unwrap_model(model) is model.get_base_model()
+    lookup = find_token_embeddings(model.get_base_model())["input"]
+    records, _ = record_lookups(lookup)
+    ids = word_ids(rows=32)
+    model.train()
+    model(input_ids=ids, labels=torch.zeros(32, dtype=torch.long)).loss.backward()
+    _assert_swapped(records[-1], ids, 0.5)
+    model.eval()
+    model(input_ids=ids)
+    assert torch.equal(records[-1], ids)
+    handle.remove()
+
+
+def test_ddp_wrapped_model_is_unwrapped(tokenizer, tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        model = tiny_bert()
+        ddp = nn.parallel.DistributedDataParallel(model)
+        handle = patch_model(ddp, p=0.5, tokenizer=tokenizer, seed=0)
+        assert handle.model is model
+        records, _ = record_lookups(model.get_input_embeddings())
+        ids = word_ids(rows=32)
+        ddp.train()
+        ddp(input_ids=ids, labels=torch.zeros(32, dtype=torch.long)).loss.backward()
+        _assert_swapped(records[-1], ids, 0.5)
+        assert unpatch_model(ddp) is True
+    finally:
+        dist.destroy_process_group()
+
+
+def test_accelerate_prepared_model(tokenizer):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(tiny_bert())
+    handle = patch_model(model, p=0.5, tokenizer=tokenizer)
+    records, _ = record_lookups(accelerator.unwrap_model(model).get_input_embeddings())
+    ids = word_ids(rows=32)
+    model.train()
+    model(input_ids=ids)
+    _assert_swapped(records[-1], ids, 0.5)
+    handle.remove()
+
+
+def test_vocabulary_size_comes_from_config_not_weight_shape(tokenizer):
+    """Under ZeRO-3 the weight is partitioned and reads 0 rows; the config and tokenizer still tell the size."""
+    model = tiny_bert()
+    embedding = model.get_input_embeddings()
+    embedding.weight = nn.Parameter(torch.empty(0))  # what a ZeRO-3 partitioned weight looks like locally
+    handle = patch_model(model, p=1.0, tokenizer=tokenizer)
+    assert handle.vocabulary.size == len(tokenizer)
+    handle.remove()
+    with pytest.warns(UserWarning, match="config.vocab_size"):
+        handle = patch_model(model, p=1.0)
+    assert handle.vocabulary.size == model.config.vocab_size
+    ids = word_ids()
+    swap_args = []
+    embedding.register_forward_pre_hook(lambda mod, args: swap_args.append(args[0]))
+    model.train()
+    with pytest.raises(RuntimeError):  # the partitioned weight itself cannot be looked up here
+        model(input_ids=ids)
+    assert not torch.equal(swap_args[-1], ids)

@@ -1,0 +1,253 @@
+"""patch_model / SSEHandle / unpatch_model on a tiny BERT: what changes, what never does."""
+
+import warnings
+
+import pytest
+import torch
+import transformers
+from torch import nn
+
+from sse_hf import AlreadyPatchedError, SSEConfig, get_handle, patch_model, unpatch_model
+from tiny_models import PROTECTED_IDS, record_lookups, tiny_bert, word_ids
+
+
+def _hook_state(model):
+    return [
+        (name, len(m._forward_pre_hooks), len(m._forward_pre_hooks_with_kwargs), len(m._forward_hooks))
+        for name, m in model.named_modules()
+    ]
+
+
+def test_swaps_happen_in_training_and_never_in_eval(tokenizer):
+    model = tiny_bert()
+    handle = patch_model(model, SSEConfig(p=0.5), tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids(rows=64)
+    model.train()
+    model(input_ids=ids)
+    changed = records[-1] != ids
+    eligible = ~torch.isin(ids, torch.tensor(sorted(PROTECTED_IDS)))
+    assert not changed[~eligible].any()
+    assert abs(changed[eligible].float().mean().item() - 0.5) < 0.1
+    stats = handle.stats()["input"]
+    assert stats["tokens_seen"] == ids.numel() and stats["tokens_eligible"] == int(eligible.sum())
+    assert stats["tokens_swapped"] == int(changed.sum()) == handle.tokens_swapped
+    assert handle.swap_rate == pytest.approx(changed.sum().item() / eligible.sum().item())
+
+    model.eval()
+    model(input_ids=ids)
+    assert torch.equal(records[-1], ids)
+    assert handle.tokens_seen == ids.numel()  # eval calls are not counted
+
+
+def test_no_swaps_without_grad_even_in_train_mode(tokenizer):
+    """generate() and evaluation loops run under no_grad: they always see the original ids."""
+    model = tiny_bert().train()
+    patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids()
+    with torch.no_grad():
+        model(input_ids=ids)
+    with torch.inference_mode():
+        model(input_ids=ids)
+    assert all(torch.equal(r, ids) for r in records)
+
+
+def test_caller_tensors_and_labels_are_never_modified(tokenizer):
+    model = transformers.BertForMaskedLM(tiny_bert().config).train()
+    patch_model(model, p=1.0, tokenizer=tokenizer)
+    ids = word_ids()
+    labels = torch.full_like(ids, -100)
+    labels[:, 2] = ids[:, 2]
+    ids_before, labels_before = ids.clone(), labels.clone()
+    torch.manual_seed(0)
+    out = model(input_ids=ids, labels=labels)
+    assert torch.equal(ids, ids_before) and torch.equal(labels, labels_before)
+    manual = nn.functional.cross_entropy(out.logits.view(-1, out.logits.shape[-1]), labels_before.view(-1))
+    assert torch.allclose(out.loss, manual)
+
+
+def test_state_dict_is_identical_before_while_and_after(tokenizer):
+    model = tiny_bert()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    attributes_before = set(vars(model)) | {(n, tuple(vars(m))) for n, m in model.named_modules()}
+    hooks_before = _hook_state(model)
+    handle = patch_model(model, p=0.3, tokenizer=tokenizer)
+    while_patched = model.state_dict()
+    assert while_patched.keys() == before.keys()
+    assert all(torch.equal(before[k], while_patched[k]) for k in before)
+    handle.remove()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and after.keys() == before.keys()
+    assert _hook_state(model) == hooks_before
+    assert set(vars(model)) | {(n, tuple(vars(m))) for n, m in model.named_modules()} == attributes_before
+    assert get_handle(model) is None
+
+
+def test_checkpoint_saved_while_patched_loads_in_plain_transformers(tokenizer, tmp_path):
+    model = tiny_bert()
+    patch_model(model, p=0.3, tokenizer=tokenizer)
+    model.save_pretrained(tmp_path)
+    assert "sse" not in (tmp_path / "config.json").read_text()
+    reloaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert _hook_state(reloaded) == _hook_state(tiny_bert())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reloaded.state_dict()[key])
+
+
+def test_context_manager_removes_even_when_training_raises(tokenizer):
+    model = tiny_bert().train()
+    hooks_before = _hook_state(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with patch_model(model, p=0.5, tokenizer=tokenizer) as handle:
+            assert handle.is_attached
+            raise RuntimeError("boom")
+    assert not handle.is_attached and _hook_state(model) == hooks_before
+    handle.remove()  # idempotent
+
+
+def test_double_patch_is_an_error_unless_replace(tokenizer):
+    model = tiny_bert()
+    first = patch_model(model, p=0.1, tokenizer=tokenizer)
+    with pytest.raises(AlreadyPatchedError, match="already has SSE attached.*replace=True"):
+        patch_model(model, p=0.2, tokenizer=tokenizer)
+    assert first.is_attached and first.p == 0.1
+    second = patch_model(model, p=0.2, tokenizer=tokenizer, replace=True)
+    assert not first.is_attached and get_handle(model) is second and second.p == 0.2
+    pre_hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
+    assert pre_hooks == 2  # one on the embedding, one on the model: the first handle's are gone
+    assert unpatch_model(model) is True and unpatch_model(model) is False
+    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 0
+
+
+def test_keyword_overrides_and_bad_arguments(tokenizer):
+    model = tiny_bert()
+    handle = patch_model(model, SSEConfig(p=0.1, seed=3), tokenizer=tokenizer, p=0.25)
+    assert handle.p == 0.25 and handle.config.seed == 3
+    handle.remove()
+    with pytest.raises(TypeError, match="Unknown SSEConfig field"):
+        patch_model(model, tokenizer=tokenizer, probability=0.1)
+    with pytest.raises(ValueError, match=r"SSEConfig\.p"):
+        patch_model(model, tokenizer=tokenizer, p=float("nan"))
+    with pytest.raises(TypeError, match="SSEConfig"):
+        patch_model(model, {"p": 0.1})
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        patch_model("bert-base-uncased")
+    assert get_handle(model) is None
+
+
+def test_model_without_input_embeddings_is_a_clear_error():
+    class ValueHead(transformers.PreTrainedModel):
+        config_class = transformers.BertConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.head = nn.Linear(4, 1)
+
+        def get_input_embeddings(self):
+            return None
+
+    with pytest.raises(ValueError, match=r"get_input_embeddings\(\) returned None.*patch the inner"):
+        patch_model(ValueHead(transformers.BertConfig(vocab_size=64)))
+
+
+def test_tokenizer_larger_than_embedding_table_is_a_clear_error(tokenizer):
+    model = tiny_bert(vocab_size=40)
+    with pytest.raises(ValueError, match="resize_token_embeddings"):
+        patch_model(model, tokenizer=tokenizer)
+    assert get_handle(model) is None and _hook_state(model) == _hook_state(tiny_bert(vocab_size=40))
+
+
+def test_empty_candidate_set_is_a_clear_error(tokenizer):
+    with pytest.raises(ValueError, match="at least 2 candidate tokens"):
+        patch_model(tiny_bert(), tokenizer=tokenizer, exclude_token_ids=list(range(8, 48)))
+
+
+def test_inputs_embeds_warns_once_and_training_continues(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=0.5, tokenizer=tokenizer)
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(word_ids())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            model(inputs_embeds=embeds, labels=torch.zeros(8, dtype=torch.long)).loss.backward()
+    messages = [str(w.message) for w in caught if "inputs_embeds" in str(w.message)]
+    assert len(messages) == 1 and "without SSE" in messages[0]
+    assert handle.tokens_swapped == 0
+
+
+def test_empty_special_only_and_int32_batches(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    model(input_ids=torch.tensor([[5, 6, 0, 0]]))
+    assert torch.equal(records[-1], torch.tensor([[5, 6, 0, 0]]))
+    ids32 = word_ids().int()
+    model(input_ids=ids32)
+    assert records[-1].dtype == torch.int32 and not torch.equal(records[-1], ids32)
+    model.get_input_embeddings()(torch.empty(0, 5, dtype=torch.long))
+    assert handle.stats()["input"]["tokens_seen"] == 4 + ids32.numel()
+
+
+def test_seed_makes_swaps_reproducible(tokenizer):
+    results = []
+    for _ in range(2):
+        model = tiny_bert().train()
+        patch_model(model, p=0.4, seed=123, tokenizer=tokenizer)
+        records, _ = record_lookups(model.get_input_embeddings())
+        torch.manual_seed(torch.initial_seed() + len(results))  # the global generator differs; the seed rules
+        model(input_ids=word_ids())
+        results.append(records[-1])
+    assert torch.equal(results[0], results[1])
+
+
+def test_set_p_enabled_and_reset_stats(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=0.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids()
+    model(input_ids=ids)
+    assert torch.equal(records[-1], ids)
+    handle.set_p(1.0)
+    model(input_ids=ids)
+    assert handle.p == 1.0 and handle.swap_rate > 0.99
+    handle.enabled = False
+    model(input_ids=ids)
+    assert torch.equal(records[-1], ids)
+    with pytest.raises(ValueError, match=r"SSEConfig\.p"):
+        handle.set_p(1.5)
+    handle.reset_stats()
+    assert handle.tokens_seen == 0 and handle.tokens_swapped == 0 and handle.swap_rate == 0.0
+
+
+def test_training_step_updates_swapped_rows(tokenizer):
+    """The gradient of a swapped occurrence lands on the replacement's row, not the original's."""
+    model = tiny_bert(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = torch.tensor([[5, 10, 6]])
+    model(input_ids=ids, labels=torch.tensor([1])).loss.backward()
+    grad_rows = model.get_input_embeddings().weight.grad.abs().sum(-1).nonzero().flatten().tolist()
+    replacement = int(records[-1][0, 1])
+    assert replacement != 10 and replacement in grad_rows and 10 not in grad_rows
+
+
+@pytest.mark.parametrize("order", ["patch_then_compile", "compile_then_patch"])
+def test_torch_compile_sees_the_hooks_and_their_removal(tokenizer, order):
+    model = tiny_bert().train()
+    ids = word_ids()
+    if order == "patch_then_compile":
+        handle = patch_model(model, p=1.0, tokenizer=tokenizer)
+        compiled = torch.compile(model, backend="aot_eager")
+    else:
+        compiled = torch.compile(model, backend="aot_eager")
+        compiled(input_ids=ids)  # traced once without SSE
+        handle = patch_model(compiled, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    compiled(input_ids=ids)
+    assert not torch.equal(records[-1], ids) and handle.tokens_swapped > 0
+    handle.remove()
+    compiled(input_ids=ids)
+    assert torch.equal(records[-1], ids)
+    torch._dynamo.reset()
