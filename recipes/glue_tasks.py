@@ -1,0 +1,229 @@
+"""The GLUE tasks and IMDB: where their data lives, which columns hold text and label, and how they are scored.
+
+Also the rules for local files without a task: which columns are the text, and how labels become ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from datasets import ClassLabel, Dataset, Value
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One text-classification task: its Hub location and schema, its GLUE metric, its evaluation splits."""
+
+    name: str
+    hub_name: str
+    hub_config: str | None
+    text_columns: tuple[str, ...]
+    label_names: tuple[str, ...] | None  # None: regression
+    metrics: tuple[str, ...]
+    eval_splits: Mapping[str, str] = field(default_factory=lambda: {"eval": "validation"})  # role -> Hub split
+    test_splits: Mapping[str, str] = field(default_factory=lambda: {"predict": "test"})
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+
+GLUE = "nyu-mll/glue"
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in [
+        TaskSpec("cola", GLUE, "cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",)),
+        TaskSpec("sst2", GLUE, "sst2", ("sentence",), ("negative", "positive"), ("accuracy",)),
+        TaskSpec(
+            "mrpc", GLUE, "mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"), ("f1", "accuracy")
+        ),
+        TaskSpec("qqp", GLUE, "qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), ("f1", "accuracy")),
+        TaskSpec("stsb", GLUE, "stsb", ("sentence1", "sentence2"), None, ("pearson", "spearmanr")),
+        TaskSpec(
+            "mnli",
+            GLUE,
+            "mnli",
+            ("premise", "hypothesis"),
+            ("entailment", "neutral", "contradiction"),
+            ("accuracy",),
+            eval_splits={"eval": "validation_matched", "eval_mm": "validation_mismatched"},
+            test_splits={"predict": "test_matched", "predict_mm": "test_mismatched"},
+        ),
+        TaskSpec("qnli", GLUE, "qnli", ("question", "sentence"), ("entailment", "not_entailment"), ("accuracy",)),
+        TaskSpec("rte", GLUE, "rte", ("sentence1", "sentence2"), ("entailment", "not_entailment"), ("accuracy",)),
+        TaskSpec("wnli", GLUE, "wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"), ("accuracy",)),
+        TaskSpec(
+            "imdb",
+            "stanfordnlp/imdb",
+            None,
+            ("text",),
+            ("neg", "pos"),
+            ("accuracy",),
+            eval_splits={"eval": "test"},  # IMDB has no validation split; the paper reports test accuracy
+            test_splits={},
+        ),
+    ]
+}
+GLUE_TASKS = tuple(name for name, spec in TASKS.items() if spec.hub_name == GLUE)
+_ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "glue": "", "": ""}
+
+# Column pairs that name a sentence-pair task, in the order they are tried on local files.
+KNOWN_PAIRS = (
+    ("sentence1", "sentence2"),
+    ("premise", "hypothesis"),
+    ("question1", "question2"),
+    ("question", "sentence"),
+)
+KNOWN_SINGLES = ("sentence", "text", "review", "content")
+IGNORED_COLUMNS = ("idx", "id", "guid", "index")
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of a task by name (case-insensitive; sst-2 and sts-b spellings accepted). Unknown: lists the valid ones."""
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in TASKS:
+        raise ValueError(f"Unknown task {name!r}. Valid tasks: {', '.join(TASKS)}.")
+    return TASKS[key]
+
+
+def _missing_columns_error(split: str, source: str, needed: Sequence[str], present: Sequence[str], hint: str) -> ValueError:
+    return ValueError(
+        f"The {split} data ({source}) lacks the column(s) {', '.join(map(repr, needed))}; it has "
+        f"{', '.join(map(repr, present)) or 'no columns'}. {hint}"
+    )
+
+
+def resolve_text_columns(
+    column_names: Mapping[str, Sequence[str]],
+    sources: Mapping[str, str],
+    task: TaskSpec | None,
+    label_column: str,
+    text_columns: Sequence[str] | None = None,
+) -> tuple[str, ...]:
+    """The 1 or 2 text columns to tokenize, checked present in every split (split -> its column names).
+
+    A task fixes them; otherwise `text_columns` (from --text_column_names), a known pair or single name,
+    or the one or two columns left besides the label and an index column.
+    """
+    if task is not None and not text_columns:
+        chosen = task.text_columns
+        hint = f"Task {task.name!r} needs {', '.join(task.text_columns)} and {label_column!r} (the Hub schema)."
+    elif text_columns:
+        chosen = tuple(text_columns)
+        hint = "Check --text_column_names."
+    else:
+        first = next(iter(column_names.values()))
+        others = [c for c in first if c != label_column and c.lower() not in IGNORED_COLUMNS]
+        chosen = next((pair for pair in KNOWN_PAIRS if set(pair) <= set(others)), None)
+        chosen = chosen or next(((name,) for name in KNOWN_SINGLES if name in others), None)
+        if chosen is None and 1 <= len(others) <= 2:
+            chosen = tuple(others)
+        if chosen is None:
+            raise ValueError(
+                f"Cannot tell which columns hold the text among {others}. Name them with "
+                "--text_column_names col (one text) or --text_column_names col1,col2 (a pair)."
+            )
+        hint = "Name the text columns with --text_column_names."
+    if not 1 <= len(chosen) <= 2:
+        raise ValueError(f"Give one or two text columns, got {list(chosen)}.")
+    for split, present in column_names.items():
+        missing = [c for c in chosen if c not in present]
+        if missing:
+            raise _missing_columns_error(split, sources.get(split, split), missing, present, hint)
+    return chosen
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Either regression, or the ordered label names whose positions are the class ids."""
+
+    names: tuple[str, ...] | None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.names is None else len(self.names)
+
+
+def _label_values(dataset: Dataset, label_column: str) -> list:
+    return list(dict.fromkeys(dataset[label_column]))
+
+
+def resolve_labels(
+    splits: Mapping[str, Dataset], label_column: str, task: TaskSpec | None, reference_split: str | None
+) -> LabelSpace:
+    """The label space: the task's; else a ClassLabel's names; float labels are regression; else the
+    sorted distinct labels of `reference_split` (the training data)."""
+    if task is not None:
+        return LabelSpace(task.label_names)
+    source = splits[reference_split] if reference_split else next(iter(splits.values()))
+    feature = source.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return LabelSpace(tuple(feature.names))
+    if isinstance(feature, Value) and feature.dtype.startswith("float"):
+        return LabelSpace(None)
+    values = [v for v in _label_values(source, label_column) if v is not None]
+    return LabelSpace(tuple(str(v) for v in sorted(values)))
+
+
+def label_encoder(space: LabelSpace, feature) -> Callable[[object], int | float | None]:
+    """A function from a raw label (class id, name, or number) to its class id (or float), None if unseen.
+
+    ClassLabel ids go through their names, so a file whose classes are ordered differently still maps right.
+    Plain integers are class ids when the label names are words (a GLUE file with 0/1 labels).
+    """
+    if space.is_regression:
+        return lambda value: None if value is None else float(value)
+    names = space.names
+    index = {name: i for i, name in enumerate(names)}
+    positional = not any(name.lstrip("-").isdigit() for name in names)
+
+    def encode(value):
+        if value is None:
+            return None
+        if isinstance(feature, ClassLabel):
+            return index.get(feature.int2str(value)) if 0 <= value < feature.num_classes else None
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        key = str(value)
+        if key in index:
+            return index[key]
+        if positional and isinstance(value, int) and 0 <= value < len(names):
+            return value
+        return None
+
+    return encode
+
+
+def encode_split_labels(
+    dataset: Dataset, split: str, source: str, label_column: str, space: LabelSpace
+) -> Dataset:
+    """Turn `label_column` into class ids (or floats) in a `labels` column; unseen labels are a clear error."""
+    encode = label_encoder(space, dataset.features[label_column])
+    raw = dataset[label_column]
+    unseen = sorted({str(v) for v in raw if encode(v) is None}, key=str)
+    if unseen:
+        known = "a number (regression)" if space.is_regression else ", ".join(space.names)
+        raise ValueError(
+            f"The {split} data ({source}) has label(s) {unseen[:20]} in column {label_column!r} that are not among "
+            f"the labels the model is trained on ({known}). Fix the file, or make sure the training data holds "
+            "every label."
+        )
+    encoded = [encode(v) for v in raw]
+    dataset = dataset.remove_columns([c for c in ("labels",) if c in dataset.column_names])
+    return dataset.add_column("labels", encoded)

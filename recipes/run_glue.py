@@ -1,0 +1,358 @@
+#!/usr/bin/env python
+"""Fine-tune a sequence-classification model on a GLUE task, IMDB or local files, with or without SSE.
+
+Same command line as transformers' examples/pytorch/text-classification/run_glue.py, plus `--sse_*` options:
+
+    python recipes/run_glue.py --model_name_or_path bert-base-uncased --task_name rte \
+        --do_train --do_eval --output_dir out/rte-sse --sse_p 0.1
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
+
+Metrics are computed locally (recipes/glue_metrics.py), so evaluation works offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from datasets import DatasetDict
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PretrainedConfig,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+
+if __package__ in (None, ""):  # run as a script: make the sibling modules importable
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from data_sources import load_hub_dataset, load_local_files  # noqa: E402
+from glue_metrics import default_metrics, metric_function, predictions_from_logits  # noqa: E402
+from glue_tasks import (  # noqa: E402
+    TASKS,
+    LabelSpace,
+    TaskSpec,
+    encode_split_labels,
+    get_task,
+    resolve_labels,
+    resolve_text_columns,
+)
+from run_report import gather_sse_counts, write_all_results  # noqa: E402
+from run_setup import OutputArguments, parse_args, prepare_output_dir, setup_logging  # noqa: E402
+from sse_args import SSEArguments, build_sse_callback, sse_settings  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+LOCAL_EXTENSIONS = ("csv", "tsv", "json", "jsonl")
+
+
+@dataclass
+class ModelArguments:
+    """Which model, config and tokenizer to fine-tune."""
+
+    model_name_or_path: str = field(
+        metadata={"help": "A local directory with a model (and tokenizer), or a Hub model id (needs network)."}
+    )
+    config_name: str | None = field(
+        default=None, metadata={"help": "Config name or path, if not the same as model_name_or_path."}
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer name or path, if not the same as model_name_or_path."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache models and data sets."})
+    model_revision: str = field(default="main", metadata={"help": "Model version: a branch, tag or commit id."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models (default: your login)."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow models with custom code from the Hub (runs their code locally)."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={"help": "Load a checkpoint whose classification head has another number of labels (head re-initialised)."},
+    )
+
+
+@dataclass
+class DataTrainingArguments:
+    """Which data to train and evaluate on, and how to prepare it."""
+
+    task_name: str | None = field(
+        default=None, metadata={"help": f"The task: one of {', '.join(TASKS)}. Loads its Hub data unless local files are given."}
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub data set name; defaults to the task's (nyu-mll/glue, stanfordnlp/imdb). 'glue' works too."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration name."})
+    train_file: str | None = field(default=None, metadata={"help": "Local training data: csv, tsv, json or jsonl."})
+    validation_file: str | None = field(default=None, metadata={"help": "Local validation data: csv, tsv, json or jsonl."})
+    validation_mismatched_file: str | None = field(
+        default=None, metadata={"help": "MNLI only: local mismatched validation data (reported as eval_mm_*)."}
+    )
+    test_file: str | None = field(default=None, metadata={"help": "Local data to predict labels for (labels optional)."})
+    text_column_names: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated text column(s) of local data, e.g. 'sentence1,sentence2'. Default: guessed."},
+    )
+    label_column_name: str = field(default="label", metadata={"help": "The label column of local data."})
+    max_seq_length: int = field(default=128, metadata={"help": "Longest tokenized input; longer ones are truncated."})
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "Pad every input to max_seq_length (for TPUs); default pads each batch to its longest."},
+    )
+    overwrite_cache: bool = field(default=False, metadata={"help": "Redo the tokenization instead of using the cache."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation examples."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
+
+    def __post_init__(self) -> None:
+        if self.task_name is not None:
+            self.task_name = get_task(self.task_name).name
+        local = [self.train_file, self.validation_file, self.test_file]
+        if self.task_name is None and self.dataset_name is None and not any(local):
+            raise ValueError(
+                f"Nothing to train on: pass --task_name ({', '.join(TASKS)}), --dataset_name, or local files with "
+                "--train_file / --validation_file / --test_file."
+            )
+
+
+def load_raw_data(data_args: DataTrainingArguments, task: TaskSpec | None, cache_dir: str | None):
+    """The raw splits by role (train, eval, eval_mm, predict, predict_mm) and a description of where each came from."""
+    local = {
+        "train": (data_args.train_file, "--train_file"),
+        "eval": (data_args.validation_file, "--validation_file"),
+        "eval_mm": (data_args.validation_mismatched_file, "--validation_mismatched_file"),
+        "predict": (data_args.test_file, "--test_file"),
+    }
+    local = {role: entry for role, entry in local.items() if entry[0]}
+    if local:
+        raw = load_local_files(local, LOCAL_EXTENSIONS, cache_dir=cache_dir)
+        return raw, {role: f"{option} {path}" for role, (path, option) in local.items()}
+    name = data_args.dataset_name or task.hub_name
+    config_name = data_args.dataset_config_name or (task.hub_config if task else None)
+    hub = load_hub_dataset(
+        name,
+        config_name,
+        cache_dir=cache_dir,
+        local_hint="--train_file train.csv --validation_file dev.csv (csv, tsv, json or jsonl; columns "
+        + (", ".join([*task.text_columns, "label"]) if task else "text and label")
+        + ").",
+    )
+    roles = {"train": "train", **(task.eval_splits if task else {"eval": "validation"}), **(task.test_splits if task else {"predict": "test"})}
+    raw = DatasetDict({role: hub[split] for role, split in roles.items() if split in hub})
+    return raw, {role: f"{name} split {roles[role]}" for role in raw}
+
+
+def tokenize_function(tokenizer, text_columns: tuple[str, ...], data_args: DataTrainingArguments):
+    padding = "max_length" if data_args.pad_to_max_length else False
+    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        texts = [["" if text is None else str(text) for text in batch[column]] for column in text_columns]
+        return tokenizer(*texts, padding=padding, max_length=max_length, truncation=True)
+
+    return tokenize
+
+
+def set_label_mapping(config: PretrainedConfig, labels: LabelSpace) -> None:
+    """Write the label names into the model config (kept in the saved model), or mark it as regression."""
+    if labels.is_regression:
+        config.problem_type = "regression"
+        return
+    config.label2id = {name: i for i, name in enumerate(labels.names)}
+    config.id2label = dict(enumerate(labels.names))
+
+
+def _select(dataset, limit: int | None):
+    return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
+    started = time.perf_counter()
+    model_args, data_args, sse_args, output_args, training_args = parse_args(
+        (ModelArguments, DataTrainingArguments, SSEArguments, OutputArguments, TrainingArguments), argv
+    )
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        training_args.do_train = training_args.do_eval = True
+        logger.info("No --do_train/--do_eval/--do_predict given: training and evaluating.")
+    setup_logging(training_args)
+    task = get_task(data_args.task_name) if data_args.task_name else None
+    last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)
+    set_seed(training_args.seed)
+
+    # ----- data and labels -----------------------------------------------------------------------
+    raw, sources = load_raw_data(data_args, task, model_args.cache_dir)
+    wanted = {"train"} if training_args.do_train else set()
+    wanted |= {role for role in raw if role.startswith("eval")} if training_args.do_eval else set()
+    wanted |= {role for role in raw if role.startswith("predict")} if training_args.do_predict else set()
+    for role, requested, flag, option in (
+        ("train", training_args.do_train, "--do_train", "--train_file"),
+        ("eval", training_args.do_eval, "--do_eval", "--validation_file"),
+        ("predict", training_args.do_predict, "--do_predict", "--test_file"),
+    ):
+        if requested and role not in raw:
+            raise ValueError(f"{flag} needs {role} data, but none was found in {sorted(sources.values())}: pass {option}.")
+    raw = DatasetDict({role: raw[role] for role in raw if role in wanted})
+    label_column = data_args.label_column_name
+    labelled = [role for role in raw if not role.startswith("predict")]
+    text_columns = resolve_text_columns(
+        {role: raw[role].column_names for role in raw},
+        sources,
+        task,
+        label_column,
+        [c.strip() for c in data_args.text_column_names.split(",")] if data_args.text_column_names else None,
+    )
+    for role in labelled:
+        if label_column not in raw[role].column_names:
+            raise ValueError(
+                f"The {role} data ({sources[role]}) has no label column {label_column!r}; it has "
+                f"{', '.join(raw[role].column_names)}. Name it with --label_column_name."
+            )
+
+    config = AutoConfig.from_pretrained(
+        model_args.config_name or model_args.model_name_or_path,
+        finetuning_task=task.name if task else None,
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        token=model_args.token,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    if labelled:
+        labels = resolve_labels({r: raw[r] for r in labelled}, label_column, task, "train" if "train" in raw else None)
+    elif config.problem_type == "regression":
+        labels = LabelSpace(None)
+    else:  # prediction only: the names the fine-tuned model was saved with
+        labels = LabelSpace(tuple(config.id2label[i] for i in range(config.num_labels)))
+    config.num_labels = labels.num_labels
+    set_label_mapping(config, labels)
+    metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.tokenizer_name or model_args.model_name_or_path,
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        token=model_args.token,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path,
+        config=config,
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        token=model_args.token,
+        trust_remote_code=model_args.trust_remote_code,
+        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+    )
+
+    limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
+    tokenize = tokenize_function(tokenizer, text_columns, data_args)
+    prepared = {}
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        for role, dataset in raw.items():
+            dataset = _select(dataset, limits[role.split("_")[0]])
+            if role in labelled:
+                dataset = encode_split_labels(dataset, role, sources[role], label_column, labels)
+            keep = {"labels"} if role in labelled else set()
+            prepared[role] = dataset.map(
+                tokenize,
+                batched=True,
+                num_proc=data_args.preprocessing_num_workers,
+                remove_columns=[c for c in dataset.column_names if c not in keep],
+                load_from_cache_file=not data_args.overwrite_cache,
+                desc=f"Tokenizing {role} data",
+            )
+    if "train" in prepared:
+        for index in np.random.default_rng(training_args.seed).choice(len(prepared["train"]), size=min(2, len(prepared["train"])), replace=False):
+            logger.info("Training example %d: %s", index, prepared["train"][int(index)])
+
+    if data_args.pad_to_max_length:
+        collator = default_data_collator
+    else:
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
+    sse_callback = build_sse_callback(sse_args, tokenizer=tokenizer)
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=prepared.get("train"),
+        eval_dataset=prepared.get("eval"),
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=metric_function(metric_names, labels.is_regression),
+        callbacks=[sse_callback] if sse_callback is not None else None,
+    )
+
+    results: dict[str, Any] = {
+        "task": task.name if task else "local",
+        "model_name_or_path": model_args.model_name_or_path,
+        "primary_metric": f"eval_{metric_names[0]}",
+        "seed": training_args.seed,
+        **sse_settings(sse_args),
+    }
+    # ----- train ---------------------------------------------------------------------------------
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+        if sse_callback is not None:
+            with sse_callback:  # removes the SSE hooks even if training raises
+                train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        else:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = {k: v for k, v in train_result.metrics.items() if not k.startswith("sse/")}  # interval rate: in log_history
+        metrics["train_samples"] = len(prepared["train"])
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+        results.update(gather_sse_counts(sse_callback))
+
+    # ----- evaluate: every evaluation split, on the original (unswapped) inputs -----------------
+    if training_args.do_eval:
+        for role in [r for r in prepared if r.startswith("eval")]:
+            metrics = trainer.evaluate(eval_dataset=prepared[role], metric_key_prefix=role)
+            metrics[f"{role}_samples"] = len(prepared[role])
+            trainer.log_metrics(role, metrics)
+            trainer.save_metrics(role, metrics)
+            results.update(metrics)
+
+    # ----- predict -------------------------------------------------------------------------------
+    if training_args.do_predict:
+        for role in [r for r in prepared if r.startswith("predict")]:
+            dataset = prepared[role].remove_columns([c for c in ("labels",) if c in prepared[role].column_names])
+            logits = trainer.predict(dataset, metric_key_prefix=role).predictions
+            predictions = predictions_from_logits(logits, labels.is_regression)
+            if trainer.is_world_process_zero():
+                path = os.path.join(training_args.output_dir, f"{role}_results_{results['task']}.txt")
+                with open(path, "w", encoding="utf-8") as writer:
+                    writer.write("index\tprediction\n")
+                    for index, value in enumerate(predictions):
+                        shown = f"{value:.3f}" if labels.is_regression else labels.names[int(value)]
+                        writer.write(f"{index}\t{shown}\n")
+                logger.info("Wrote %d predictions to %s", len(predictions), path)
+
+    results["wall_time_s"] = time.perf_counter() - started
+    write_all_results(training_args.output_dir, results)
+    return results
+
+
+def _shutdown_distributed() -> None:
+    """End the process group cleanly when launched with several processes (avoids torch's exit warning)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
+    _shutdown_distributed()

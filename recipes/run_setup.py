@@ -1,0 +1,107 @@
+"""What every recipe does before it loads anything: parse the arguments, set up logging, guard the output directory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import datasets
+import transformers
+from accelerate import PartialState
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OutputArguments:
+    """`--overwrite_output_dir`, which transformers 5 dropped from TrainingArguments; the recipes keep its meaning."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train from scratch into an output directory that already has files, writing over them, instead "
+            "of refusing (or resuming from its last checkpoint). Nothing is deleted either way."
+        },
+    )
+
+
+def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
+    """Parse `argv` (default: sys.argv[1:]) into the dataclasses; a single .json or .yaml file holds them all."""
+    parser = HfArgumentParser(dataclass_types)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """Log like transformers' example scripts: INFO on the main process, warnings from the others."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()
+    level = training_args.get_process_log_level()
+    logging.getLogger("recipes").setLevel(level)
+    for name in ("__main__", "run_glue", "run_mlm", "run_setup", "run_report", "data_sources"):
+        logging.getLogger(name).setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logger.warning(
+        "Process rank %s, device %s, n_gpu %s, distributed %s, fp16 %s, bf16 %s",
+        training_args.process_index,
+        training_args.device,
+        training_args.n_gpu,
+        training_args.parallel_mode.value == "distributed",
+        training_args.fp16,
+        training_args.bf16,
+    )
+
+
+class OutputDirectoryError(ValueError):
+    """The output directory holds files that a run would write over."""
+
+
+def prepare_output_dir(training_args: TrainingArguments, overwrite_output_dir: bool) -> str | None:
+    """Decide how to treat an existing output directory; return the checkpoint to resume from, if any.
+
+    - empty or absent: a fresh run;
+    - holds `checkpoint-N` folders: resume from the newest (unless --overwrite_output_dir);
+    - holds other files: refuse, unless --overwrite_output_dir. Nothing is ever deleted here.
+    Every process decides before any of them writes, then they wait for each other.
+    """
+    output_dir = training_args.output_dir
+    decision: str | None = None
+    error: str | None = None
+    if training_args.do_train and os.path.isdir(output_dir) and not overwrite_output_dir:
+        last_checkpoint = get_last_checkpoint(output_dir)
+        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+            decision = last_checkpoint
+            logger.info(
+                "Resuming from %s, the last checkpoint in %s. Pass --overwrite_output_dir to train from scratch.",
+                last_checkpoint,
+                output_dir,
+            )
+        elif last_checkpoint is None and os.listdir(output_dir):
+            error = (
+                f"Output directory {output_dir!r} already exists and is not empty "
+                f"({', '.join(sorted(os.listdir(output_dir))[:5])}...), and holds no checkpoint to resume from. "
+                "Pass --overwrite_output_dir to write over it (nothing is deleted), or choose another --output_dir."
+            )
+    # Wait until every process has looked, so that no process sees files that another just wrote.
+    _ = training_args.device  # sets up the distributed state, as TrainingArguments wants it
+    PartialState().wait_for_everyone()
+    if error:
+        raise OutputDirectoryError(error)
+    return decision
