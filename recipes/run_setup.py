@@ -30,8 +30,26 @@ class OutputArguments:
     )
 
 
+def use_cpu_when_launched_without_accelerator() -> bool:
+    """Several processes (accelerate launch / torchrun) on a machine with no accelerator: use the CPU and gloo.
+
+    Without this, TrainingArguments leaves such processes undistributed and each trains alone on the same
+    output directory. `accelerate launch --cpu` itself starts one process unless MPI is set up.
+    """
+    import torch
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = getattr(torch, "accelerator", None)
+    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    if launched and not has_accelerator and "ACCELERATE_USE_CPU" not in os.environ:
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+        return True
+    return False
+
+
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
     """Parse `argv` (default: sys.argv[1:]) into the dataclasses; a single .json or .yaml file holds them all."""
+    use_cpu_when_launched_without_accelerator()
     parser = HfArgumentParser(dataclass_types)
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith(".json"):

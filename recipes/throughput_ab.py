@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Training throughput of run_glue with SSE on against SSE off: interleaved A/B pairs in one process, medians.
+
+    python recipes/throughput_ab.py                 # 5 pairs on a small BERT, prints the on/off ratio
+
+Each pair runs the same recipe, model and data twice, SSE off and SSE on, alternating which goes first so that
+drift (other load, thermal) hits both arms alike. A first warm-up run is discarded. The figure is the
+recipe's own `train_samples_per_second` (Trainer's); the ratio is median(on) / median(off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import run_glue  # noqa: E402
+from demo import TRAIN_FILE  # noqa: E402
+from tiny_bert import build_tiny_bert  # noqa: E402
+
+
+def run_arguments(model_dir: str, output_dir: str, sse_on: bool, args: argparse.Namespace) -> list[str]:
+    return [
+        "--model_name_or_path", model_dir,
+        "--train_file", TRAIN_FILE,
+        "--output_dir", output_dir, "--overwrite_output_dir",
+        "--do_train",
+        "--max_steps", str(args.max_steps),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--max_seq_length", str(args.seq_length), "--pad_to_max_length",
+        "--learning_rate", "1e-4",
+        "--save_strategy", "no",
+        "--logging_steps", str(max(1, args.max_steps // 4)),
+        "--report_to", "none",
+        "--log_level", "error",
+        "--disable_tqdm", "True",  # keeps the A/B output readable; the recipes themselves keep their bars
+        "--dataloader_pin_memory", "False",
+        "--seed", "42",
+        *(["--sse_p", str(args.sse_p)] if sse_on else ["--sse", "False"]),
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--max_steps", type=int, default=30)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--hidden_size", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--sse_p", type=float, default=0.1)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="sse-ab-") as root:
+        with open(TRAIN_FILE, encoding="utf-8") as handle:
+            texts = [row["sentence"] for row in csv.DictReader(handle)]
+        model_dir = build_tiny_bert(
+            os.path.join(root, "model"), texts, vocab_size=400, hidden_size=args.hidden_size,
+            num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden_size // 64),
+            max_position_embeddings=max(128, args.seq_length),
+        )  # fmt: skip
+
+        def measure(sse_on: bool) -> float:
+            out = os.path.join(root, "on" if sse_on else "off")
+            return run_glue.main(run_arguments(model_dir, out, sse_on, args))["train_samples_per_second"]
+
+        measure(False)  # warm-up: first-run costs (allocator, thread pools, caches) are not SSE's
+        off, on, ratios = [], [], []
+        started = time.perf_counter()
+        for pair in range(args.pairs):
+            order = (False, True) if pair % 2 == 0 else (True, False)
+            values = {sse_on: measure(sse_on) for sse_on in order}
+            off.append(values[False])
+            on.append(values[True])
+            ratios.append(values[True] / values[False])
+            print(f"pair {pair + 1}: off {values[False]:.1f}  on {values[True]:.1f} samples/s  ratio {ratios[-1]:.4f}", flush=True)
+
+    result = {
+        "median_off": statistics.median(off),
+        "median_on": statistics.median(on),
+        "ratio_of_medians": statistics.median(on) / statistics.median(off),
+        "median_pair_ratio": statistics.median(ratios),
+        "pairs": args.pairs,
+        "seconds": time.perf_counter() - started,
+    }
+    print(
+        f"\nSSE throughput A/B (run_glue, BERT hidden {args.hidden_size} x {args.layers} layers, batch {args.batch_size}, "
+        f"seq {args.seq_length}, {args.max_steps} steps, p={args.sse_p}, {args.pairs} interleaved pairs)\n"
+        f"median train samples/s: off {result['median_off']:.1f}, on {result['median_on']:.1f}\n"
+        f"ratio on/off: {result['ratio_of_medians']:.4f} (median of medians); {result['median_pair_ratio']:.4f} "
+        "(median of per-pair ratios)"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()
