@@ -11,7 +11,7 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import SSEConfig
-from .patch import SSEHandle, get_handle, patch_model
+from .patch import WORD_PIECE_ROLES, SSEHandle, get_handle, patch_model
 
 
 def _is_tokenizer(obj: Any) -> bool:
@@ -52,8 +52,8 @@ class SSECallback(TrainerCallback, ExportableState):
         self.config = config.replace(**overrides) if overrides else config
         self.tokenizer = tokenizer
         self.handle: SSEHandle | None = None
-        self.totals = [0, 0, 0]  # tokens seen, eligible, swapped, over all runs (restored on resume)
-        self._logged = (0, 0)  # eligible, swapped of this run at the previous log
+        self.totals = [0, 0, 0]  # word-piece tokens seen, eligible, swapped, over all runs (restored on resume)
+        self._logged: dict[str, tuple[int, int]] = {}  # per role: eligible, swapped at the previous log
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -63,13 +63,18 @@ class SSECallback(TrainerCallback, ExportableState):
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
         left_behind = self.handle is not None and get_handle(model) is self.handle
         self.handle = patch_model(model, self.config, tokenizer=tokenizer, replace=left_behind)
-        self._logged = (0, 0)
+        self.handle.set_step(state.global_step, state.max_steps)
+        self._logged = {}
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         if isinstance(stored, dict):
             self.totals = list(stored.get("attributes", {}).get("totals", self.totals))
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.handle is not None:
+            self.handle.set_step(state.global_step, state.max_steps)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.handle is None or logs is None or not any(key in logs for key in ("loss", "train_loss")):
@@ -95,15 +100,24 @@ class SSECallback(TrainerCallback, ExportableState):
 
     # ----- helpers ----------------------------------------------------------------------------
     def _interval_metrics(self) -> dict[str, float]:
+        """sse/p and sse/swap_rate for the word pieces; sse/<role>/p and .../swap_rate for labels and tables."""
         stats = self.handle.stats()
-        eligible = sum(role["tokens_eligible"] for role in stats.values())
-        swapped = sum(role["tokens_swapped"] for role in stats.values())
-        new_eligible, new_swapped = eligible - self._logged[0], swapped - self._logged[1]
-        self._logged = (eligible, swapped)
-        return {
-            "sse/p": self.handle.p,
-            "sse/swap_rate": new_swapped / new_eligible if new_eligible else 0.0,
-        }
+        groups = {"word_pieces": [role for role in stats if role in WORD_PIECE_ROLES]}
+        groups.update({role: [role] for role in stats if role not in WORD_PIECE_ROLES})
+        current_p = self.handle.current_p()
+        metrics = {"sse/p": self.handle.p}
+        for group, roles in groups.items():
+            eligible = sum(stats[role]["tokens_eligible"] for role in roles)
+            swapped = sum(stats[role]["tokens_swapped"] for role in roles)
+            last_eligible, last_swapped = self._logged.get(group, (0, 0))
+            self._logged[group] = (eligible, swapped)
+            rate = (swapped - last_swapped) / (eligible - last_eligible) if eligible > last_eligible else 0.0
+            if group == "word_pieces":
+                metrics["sse/swap_rate"] = rate
+            else:
+                metrics[f"sse/{group}/p"] = current_p[group]
+                metrics[f"sse/{group}/swap_rate"] = rate
+        return metrics
 
     def _move_to_front(self) -> None:
         """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co."""
@@ -123,7 +137,8 @@ class SSECallback(TrainerCallback, ExportableState):
 
     def _run_totals(self, stats: dict[str, dict[str, float]]) -> list[int]:
         keys = ("tokens_seen", "tokens_eligible", "tokens_swapped")
-        return [base + sum(int(role[key]) for role in stats.values()) for base, key in zip(self.totals, keys)]
+        word_pieces = [stats[role] for role in stats if role in WORD_PIECE_ROLES]
+        return [base + sum(int(role[key]) for role in word_pieces) for base, key in zip(self.totals, keys)]
 
     @property
     def swap_rate(self) -> float:

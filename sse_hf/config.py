@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schedule import SCHEDULES
+
 CONFIG_NAME = "sse_config.json"
 
 
@@ -42,6 +44,43 @@ class SSEConfig:
             "decoder inputs untouched; labels are never changed."
         },
     )
+    graph: str | None = field(
+        default=None,
+        metadata={
+            "help": "SSE-Graph instead of SSE-SE: a graph file (.safetensors from SSEGraph.save, a .tsv/.jsonl edge "
+            "list or a .json mapping of token -> neighbours), or 'knn' to link each token to its graph_k nearest "
+            "neighbours in the model's own input embeddings. None (default) uses SSE-SE."
+        },
+    )
+    graph_k: int = field(
+        default=10,
+        metadata={"help": "Neighbours per token for graph='knn'."},
+    )
+    label_p: float = field(
+        default=0.0,
+        metadata={
+            "help": "Label SSE for classification: probability that a training label is replaced by a uniformly "
+            "drawn different class. 0 disables it. Never applied in evaluation; a regression model is an error."
+        },
+    )
+    table_p: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Per-table SSE-SE for other categorical embedding tables, by module name (or name suffix), "
+            'e.g. {"token_type_embeddings": 0.05}. Replacements are uniform over the table\'s rows.'
+        },
+    )
+    p_schedule: str = field(
+        default="constant",
+        metadata={
+            "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}. The scheduled "
+            "value is p times a factor driven by the trainer's step and total steps."
+        },
+    )
+    p_warmup_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of the total steps over which the p factor rises linearly from 0 to 1."},
+    )
     exclude_token_ids: list[int] = field(
         default_factory=list,
         metadata={
@@ -61,6 +100,29 @@ class SSEConfig:
         _check_probability("p", self.p)
         if self.decoder_p is not None:
             _check_probability("decoder_p", self.decoder_p)
+        if self.graph is not None and (not isinstance(self.graph, str) or not self.graph):
+            raise ValueError(f"SSEConfig.graph must be a file path or 'knn', got {self.graph!r}.")
+        if isinstance(self.graph_k, bool) or not isinstance(self.graph_k, int) or self.graph_k < 1:
+            raise ValueError(f"SSEConfig.graph_k must be a positive integer, got {self.graph_k!r}.")
+        _check_probability("label_p", self.label_p)
+        if not isinstance(self.table_p, dict):
+            raise ValueError(
+                f'SSEConfig.table_p must map embedding module names to probabilities, e.g. {{"token_type_embeddings": '
+                f"0.05}}; got {self.table_p!r}."
+            )
+        self.table_p = dict(self.table_p)
+        for name, value in self.table_p.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"SSEConfig.table_p keys must be embedding module names, got {name!r}.")
+            _check_probability(f"table_p[{name!r}]", value)
+        if self.p_schedule not in SCHEDULES:
+            raise ValueError(f"SSEConfig.p_schedule must be one of {list(SCHEDULES)}, got {self.p_schedule!r}.")
+        if isinstance(self.p_warmup_ratio, bool) or not isinstance(self.p_warmup_ratio, (int, float)) or not (
+            0.0 <= self.p_warmup_ratio < 1.0
+        ):
+            raise ValueError(f"SSEConfig.p_warmup_ratio must be in [0, 1), got {self.p_warmup_ratio!r}.")
+        if self.p_schedule == "linear_warmup" and self.p_warmup_ratio == 0:
+            raise ValueError("SSEConfig.p_schedule='linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
         self.exclude_token_ids = list(self.exclude_token_ids)
         for token_id in self.exclude_token_ids:
             if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:

@@ -17,8 +17,14 @@ import torch
 from torch import nn
 
 from .config import SSEConfig, _check_probability
-from .sampling import candidate_positions, swap_uniform
+from .graph import SSEGraph
+from .samplers import GraphSampler, UniformSampler
+from .sampling import swap_labels
+from .schedule import schedule_factor
 from .vocabulary import Vocabulary, resolve_vocabulary
+
+# The roles of word-piece lookups; other hooked tables are named by their module path.
+WORD_PIECE_ROLES = ("input", "encoder", "decoder")
 
 # The handle of every patched model, keyed weakly by the unwrapped model: nothing is stored on the model.
 _HANDLES: weakref.WeakKeyDictionary[nn.Module, SSEHandle] = weakref.WeakKeyDictionary()
@@ -112,13 +118,25 @@ def find_token_embeddings(model: nn.Module, decoder: bool = False) -> dict[str, 
 
 @dataclass
 class _Lookup:
-    """One hooked embedding: its role, its swap probability and what it has counted so far."""
+    """One hooked embedding: its role, how it swaps, its configured p and what it has counted."""
 
     role: str
     module: nn.Module
-    p: float
+    sampler: UniformSampler | GraphSampler
+    base_p: float
     tokens_seen: int = 0
     counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)  # device -> [eligible, swapped]
+
+
+def _count(lookup, eligible: torch.Tensor, swapped: torch.Tensor) -> None:
+    """Add a batch to a lookup's counts, on the device: no host sync."""
+    lookup.tokens_seen += eligible.numel()
+    step = torch.stack([eligible.sum(), swapped.sum()])
+    counts = lookup.counts.get(step.device)
+    if counts is None:
+        lookup.counts[step.device] = step
+    else:
+        counts += step
 
 
 class SSEHandle:
@@ -128,29 +146,31 @@ class SSEHandle:
     training raises. Counts are kept on the model's device and only read when you ask.
     """
 
-    def __init__(
-        self, model: nn.Module, config: SSEConfig, vocabulary: Vocabulary, lookups: list[_Lookup], wrapper=None
-    ):
+    def __init__(self, model: nn.Module, config: SSEConfig, vocabulary: Vocabulary, wrapper=None):
         self.model = model
-        self._wrapper = wrapper if wrapper is not None else model
         self.config = config
         self.vocabulary = vocabulary
         self.enabled = True
-        self._lookups = lookups
-        self._tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.factor = 1.0  # the schedule's multiplier of every configured p
+        self.num_labels: int | None = None
+        self._wrapper = wrapper if wrapper is not None else model
+        self._lookups: list[_Lookup] = []
+        self._labels = _Lookup("labels", model, sampler=None, base_p=config.label_p)
         self._generators: dict[torch.device, torch.Generator] = {}
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
-        self._warned_inputs_embeds = False
+        self._warned: set[str] = set()
         self._removed = False
-        self._table_size = vocabulary.size
 
     # ----- life cycle -------------------------------------------------------------------------
     def _attach(self) -> None:
         for lookup in self._lookups:
+            weight = getattr(lookup.module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
+                lookup.sampler.prepare(weight.device)  # build id tables now, outside compiled or timed code
             self._hooks.append(
                 lookup.module.register_forward_pre_hook(self._make_hook(lookup), with_kwargs=True, prepend=True)
             )
-        self._hooks.append(self.model.register_forward_pre_hook(self._check_inputs_embeds, with_kwargs=True))
+        self._hooks.append(self.model.register_forward_pre_hook(self._model_inputs_hook, with_kwargs=True))
 
     def remove(self) -> None:
         """Detach every hook this handle added. Safe to call twice."""
@@ -175,26 +195,38 @@ class SSEHandle:
 
     def __repr__(self) -> str:
         state = "attached" if self.is_attached else "removed"
-        roles = ", ".join(f"{lookup.role}: p={lookup.p}" for lookup in self._lookups)
+        roles = ", ".join(f"{role}: p={p:g}" for role, p in self.current_p().items())
         return f"SSEHandle({type(self.model).__name__}, {roles}, {state})"
 
     # ----- p ----------------------------------------------------------------------------------
     @property
     def p(self) -> float:
         """The current swap probability of the word-piece inputs (the encoder's, for encoder-decoders)."""
-        return self._lookups[0].p
+        return self._lookups[0].base_p * self.factor
+
+    def current_p(self) -> dict[str, float]:
+        """The swap probability in force now, per role (schedule applied); "labels" when label SSE is on."""
+        current = {lookup.role: lookup.base_p * self.factor for lookup in self._lookups}
+        if self._labels.base_p > 0:
+            current["labels"] = self._labels.base_p * self.factor
+        return current
 
     def set_p(self, p: float, decoder_p: float | None = None) -> None:
-        """Change the swap probability from the next forward pass on (for schedules and ablations)."""
+        """Set the word-piece swap probability (and the decoder's) from the next forward pass on."""
         _check_probability("p", p)
         if decoder_p is not None:
             _check_probability("decoder_p", decoder_p)
         for lookup in self._lookups:
             if lookup.role == "decoder":
                 if decoder_p is not None:
-                    lookup.p = float(decoder_p)
-            else:
-                lookup.p = float(p)
+                    lookup.base_p = float(decoder_p)
+            elif lookup.role in WORD_PIECE_ROLES:
+                lookup.base_p = float(p)
+
+    def set_step(self, step: int, total_steps: int) -> float:
+        """Apply the configured p schedule at optimizer step `step` of `total_steps`; returns the factor."""
+        self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
+        return self.factor
 
     # ----- statistics -------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, float]]:
@@ -202,8 +234,9 @@ class SSEHandle:
 
         Reading them synchronises with the device once; call it when you log, not every step.
         """
+        lookups = [*self._lookups, self._labels] if self._labels.base_p > 0 else self._lookups
         report = {}
-        for lookup in self._lookups:
+        for lookup in lookups:
             eligible = swapped = 0
             for counts in lookup.counts.values():
                 eligible_here, swapped_here = counts.tolist()
@@ -217,46 +250,37 @@ class SSEHandle:
             }
         return report
 
-    def _total(self, key: str) -> int:
-        return sum(role[key] for role in self.stats().values())
+    def _word_piece_total(self, key: str) -> int:
+        return sum(stats[key] for role, stats in self.stats().items() if role in WORD_PIECE_ROLES)
 
     @property
     def tokens_seen(self) -> int:
-        """Token ids that went through a hooked lookup in training mode."""
-        return sum(lookup.tokens_seen for lookup in self._lookups)
+        """Word-piece ids that went through a hooked lookup in a training step."""
+        return sum(lookup.tokens_seen for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES)
 
     @property
     def tokens_eligible(self) -> int:
         """Of those, the ones SSE was allowed to swap (not special, padding or reserved)."""
-        return self._total("tokens_eligible")
+        return self._word_piece_total("tokens_eligible")
 
     @property
     def tokens_swapped(self) -> int:
         """Of those, the ones it did swap."""
-        return self._total("tokens_swapped")
+        return self._word_piece_total("tokens_swapped")
 
     @property
     def swap_rate(self) -> float:
-        """Realised swap rate: tokens swapped / tokens eligible (close to p)."""
+        """Realised word-piece swap rate: tokens swapped / tokens eligible (close to p)."""
         eligible = self.tokens_eligible
         return self.tokens_swapped / eligible if eligible else 0.0
 
     def reset_stats(self) -> None:
         """Zero every count."""
-        for lookup in self._lookups:
+        for lookup in [*self._lookups, self._labels]:
             lookup.tokens_seen = 0
             lookup.counts.clear()
 
     # ----- the hooks --------------------------------------------------------------------------
-    def _device_tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Candidates and their positions on `device`, built once per device."""
-        tables = self._tables.get(device)
-        if tables is None:
-            candidates = torch.tensor(self.vocabulary.candidates, dtype=torch.long, device=device)
-            tables = (candidates, candidate_positions(candidates, self._table_size))
-            self._tables[device] = tables
-        return tables
-
     def _generator(self, device: torch.device) -> torch.Generator | None:
         """A private generator when `config.seed` is set (offset by the process rank), else torch's global one."""
         if self.config.seed is None:
@@ -269,51 +293,62 @@ class SSEHandle:
             self._generators[device] = generator
         return generator
 
+    def _active(self, module: nn.Module) -> bool:
+        """Only in training steps: eval loops, predict and generate run in eval mode or without grad."""
+        return module.training and self.enabled and torch.is_grad_enabled()
+
     def _make_hook(self, lookup: _Lookup):
         def swap_token_ids(module: nn.Module, args: tuple, kwargs: dict):
-            # Only in training steps: eval loops, predict and generate run in eval mode or without grad.
-            if not (module.training and self.enabled and torch.is_grad_enabled()) or lookup.p <= 0.0:
+            p = lookup.base_p * self.factor
+            if p <= 0.0 or not self._active(module):
                 return None
             if args:
-                input_ids, rest = args[0], args[1:]
+                input_ids, key = args[0], None
             elif "input" in kwargs or "input_ids" in kwargs:
                 key = "input" if "input" in kwargs else "input_ids"
-                input_ids, rest = kwargs[key], None
+                input_ids = kwargs[key]
             else:
                 return None
             if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
                 return None
-            candidates, positions = self._device_tables(input_ids.device)
-            swap = swap_uniform(input_ids, lookup.p, candidates, positions, self._generator(input_ids.device))
-            self._count(lookup, swap.eligible, swap.swapped)
-            if rest is None:
-                return args, {**kwargs, key: swap.ids}
-            return (swap.ids, *rest), kwargs
+            swap = lookup.sampler(input_ids, p, self._generator(input_ids.device))
+            _count(lookup, swap.eligible, swap.swapped)
+            if key is None:
+                return (swap.ids, *args[1:]), kwargs
+            return args, {**kwargs, key: swap.ids}
 
         return swap_token_ids
 
-    def _count(self, lookup: _Lookup, eligible: torch.Tensor, swapped: torch.Tensor) -> None:
-        lookup.tokens_seen += eligible.numel()
-        step = torch.stack([eligible.sum(), swapped.sum()])
-        counts = lookup.counts.get(step.device)
-        if counts is None:
-            lookup.counts[step.device] = step
-        else:
-            counts += step
-
-    def _check_inputs_embeds(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        """Warn once when training runs on `inputs_embeds`: there are no ids to swap then."""
-        if self._warned_inputs_embeds or not (module.training and self.enabled):
+    def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
+        """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
+        if not self._active(module):
             return None
-        if kwargs.get("inputs_embeds") is not None and kwargs.get("input_ids") is None and not args:
-            self._warned_inputs_embeds = True
-            warnings.warn(
-                f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE cannot "
-                "swap token ids and these steps train without SSE. Pass input_ids to use SSE.",
-                UserWarning,
-                stacklevel=2,
+        if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
+            if kwargs.get("input_ids") is None and not args:
+                self._warn_once(
+                    "inputs_embeds",
+                    f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "
+                    "cannot swap token ids and these steps train without SSE. Pass input_ids to use SSE.",
+                )
+        p = self._labels.base_p * self.factor
+        labels = kwargs.get("labels")
+        if p <= 0.0 or not isinstance(labels, torch.Tensor):
+            return None
+        if labels.is_floating_point():
+            self._warn_once(
+                "float_labels",
+                "sse_hf: label_p is set but the labels are floating point (regression or multi-label), so label "
+                "SSE is skipped. Use it with single-label classification.",
             )
-        return None
+            return None
+        swap = swap_labels(labels, p, self.num_labels, self._generator(labels.device))
+        _count(self._labels, swap.eligible, swap.swapped)
+        return args, {**kwargs, "labels": swap.ids}
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def get_handle(model: nn.Module) -> SSEHandle | None:
@@ -326,6 +361,7 @@ def patch_model(
     config: SSEConfig | None = None,
     *,
     tokenizer=None,
+    graph: SSEGraph | None = None,
     replace: bool = False,
     **overrides: Any,
 ) -> SSEHandle:
@@ -346,42 +382,116 @@ def patch_model(
 
     base = unwrap_model(model)
     existing = _HANDLES.get(base)
-    if existing is not None:
-        if not replace:
-            raise AlreadyPatchedError(
-                f"{type(base).__name__} already has SSE attached ({existing!r}). Call handle.remove() or "
-                "unpatch_model(model) first, or pass replace=True to swap in the new settings."
-            )
-        existing.remove()
+    if existing is not None and not replace:
+        raise AlreadyPatchedError(
+            f"{type(base).__name__} already has SSE attached ({existing!r}). Call handle.remove() or "
+            "unpatch_model(model) first, or pass replace=True to swap in the new settings."
+        )
 
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
+    if len({id(module) for module in embeddings.values()}) != len(embeddings):
+        raise ValueError(
+            f"{type(base).__name__}'s encoder and decoder call the same embedding module, so their inputs cannot be "
+            "swapped with separate probabilities. Set decoder_p=None (encoder inputs only)."
+        )
     model_config = getattr(base, "config", None)
     if model_config is not None and hasattr(model_config, "get_text_config"):
         model_config = model_config.get_text_config()
     declared = [rows for rows in map(_declared_rows, embeddings.values()) if rows is not None]
     vocabulary = resolve_vocabulary(
-        model_config, tokenizer, table_size=min(declared) if declared else None,
+        model_config,
+        tokenizer,
+        table_size=min(declared) if declared else None,
         exclude_token_ids=config.exclude_token_ids,
     )
-    lookups = [
-        _Lookup(role=role, module=module, p=config.decoder_p if role == "decoder" else config.p)
+    table_size = max([vocabulary.size, *declared, getattr(model_config, "vocab_size", 0) or 0])
+    if graph is None and config.graph is not None:
+        graph = _load_graph(config, base, tokenizer, vocabulary)
+    if graph is not None:
+        sampler = GraphSampler(graph, table_size, protected=vocabulary.protected)
+    else:
+        sampler = UniformSampler(vocabulary.candidates, table_size)
+
+    handle = SSEHandle(base, config, vocabulary, wrapper=model)
+    handle._lookups = [
+        _Lookup(role, module, sampler, config.decoder_p if role == "decoder" else config.p)
         for role, module in embeddings.items()
     ]
-    if len({id(lookup.module) for lookup in lookups}) != len(lookups):
-        raise ValueError(
-            f"{type(base).__name__}'s encoder and decoder call the same embedding module, so their inputs cannot be "
-            "swapped with separate probabilities. Set decoder_p=None (encoder inputs only)."
-        )
-    handle = SSEHandle(base, config, vocabulary, lookups, wrapper=model)
-    handle._table_size = max([vocabulary.size, *declared, getattr(model_config, "vocab_size", 0) or 0])
-    for lookup in lookups:  # build the id tables now, outside any compiled or timed region
-        weight = getattr(lookup.module, "weight", None)
-        if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
-            handle._device_tables(weight.device)
+    handle._lookups += _table_lookups(base, config.table_p, embeddings)
+    if config.label_p > 0:
+        handle.num_labels = _num_classes(base, model_config)
+
+    if existing is not None:
+        existing.remove()
     handle._attach()
     _refresh_compiled(model, base)
     _HANDLES[base] = handle
     return handle
+
+
+def _load_graph(config: SSEConfig, model: nn.Module, tokenizer, vocabulary: Vocabulary) -> SSEGraph:
+    """The SSE-Graph that `config.graph` names: a file, or "knn" over the model's input embeddings."""
+    if config.graph == "knn":
+        embedding = _input_embeddings(model) or find_token_embeddings(model)["encoder"]
+        weight = getattr(embedding, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[0] < vocabulary.size:
+            raise ValueError(
+                "graph='knn' needs the full input-embedding matrix, but it is not available here (under ZeRO-3 it is "
+                "partitioned). Build the graph beforehand with SSEGraph.from_embeddings(...).save(path) and set "
+                "graph=path."
+            )
+        return SSEGraph.from_embeddings(
+            weight, k=config.graph_k, tokenizer=tokenizer, exclude_token_ids=vocabulary.protected,
+            vocab_size=vocabulary.size,
+        )
+    return SSEGraph.from_file(config.graph, tokenizer=tokenizer, vocab_size=vocabulary.size if tokenizer else None)
+
+
+def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[_Lookup]:
+    """Lookups for the other categorical tables named in `table_p` (by module name or dotted suffix)."""
+    lookups = []
+    embedding_names = [name for name, module in model.named_modules() if isinstance(module, nn.Embedding)]
+    taken = {id(module) for module in word_pieces.values()}
+    for key, p in table_p.items():
+        matches = [name for name in embedding_names if name == key or name.endswith("." + key)]
+        if len(matches) != 1:
+            problem = "no" if not matches else f"{len(matches)} ({matches})"
+            raise ValueError(
+                f"table_p names {key!r}, but {type(model).__name__} has {problem} embedding module with that name. "
+                f"Use a unique name or dotted suffix from: {embedding_names}."
+            )
+        module = model.get_submodule(matches[0])
+        if id(module) in taken:
+            raise ValueError(
+                f"table_p names {matches[0]!r}, the word-piece embedding: set its probability with p instead."
+            )
+        taken.add(id(module))
+        rows = module.num_embeddings
+        protected = {module.padding_idx} if module.padding_idx is not None else set()
+        candidates = [i for i in range(rows) if i not in protected]
+        if len(candidates) < 2:
+            raise ValueError(f"table_p: {matches[0]!r} has {rows} row(s); SSE needs at least 2 to swap between.")
+        lookups.append(_Lookup(matches[0], module, UniformSampler(candidates, rows), p))
+    return lookups
+
+
+def _num_classes(model: nn.Module, model_config) -> int:
+    """How many classes label SSE draws from; a clear error for regression and non-classifiers."""
+    name = type(model).__name__
+    num_labels = getattr(model_config, "num_labels", None)
+    if not ("ForSequenceClassification" in name or "ForTokenClassification" in name):
+        raise ValueError(
+            f"label_p is set, but {name} is not a sequence- or token-classification model: label SSE swaps class "
+            "labels only. Set label_p=0 for this model."
+        )
+    if getattr(model_config, "problem_type", None) == "regression" or num_labels == 1:
+        raise ValueError(
+            f"label_p is set, but {name} is a regression model (num_labels={num_labels}): labels are real values, "
+            "not classes. Set label_p=0 for regression tasks such as STS-B."
+        )
+    if getattr(model_config, "problem_type", None) == "multi_label_classification":
+        raise ValueError("label_p is set, but the model does multi-label classification; label SSE needs one class.")
+    return int(num_labels)
 
 
 def unpatch_model(model: nn.Module) -> bool:

@@ -83,3 +83,31 @@ def swap_uniform_reference(
             new_row.append(token)
         swapped_rows.append(new_row)
     return swapped_rows
+
+
+def swap_labels(
+    labels: torch.Tensor, p: float, num_classes: int, generator: torch.Generator | None = None
+) -> Swap:
+    """Label SSE: replace each class label, independently with probability `p`, by a different class.
+
+    The new class is uniform over the other `num_classes - 1`. Labels outside [0, num_classes),
+    such as the -100 that loss functions ignore, are never touched. `labels` is never modified.
+    """
+    eligible = (labels >= 0) & (labels < num_classes)
+    if p <= 0.0 or labels.numel() == 0 or num_classes < 2:
+        return Swap(labels, torch.zeros_like(eligible), eligible)
+    draw = torch.rand(labels.shape, generator=generator, device=labels.device)
+    swapped = (draw < p) & eligible
+    shift = torch.randint(1, num_classes, labels.shape, generator=generator, device=labels.device)
+    replacement = torch.remainder(labels + shift, num_classes).to(labels.dtype)
+    return Swap(torch.where(swapped, replacement, labels), swapped, eligible)
+
+
+def swap_labels_reference(labels: Sequence[int], p: float, num_classes: int, rng: random.Random) -> list[int]:
+    """The slow, obviously correct label SSE: a Python loop. Test oracle only."""
+    result = []
+    for label in labels:
+        if 0 <= label < num_classes and rng.random() < p:
+            label = rng.choice([other for other in range(num_classes) if other != label])
+        result.append(label)
+    return result

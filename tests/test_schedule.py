@@ -1,0 +1,98 @@
+"""p schedules: values at chosen steps, the handle's set_step, and resuming under Trainer."""
+
+import math
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from sse_hf import SSECallback, SSEConfig, patch_model, schedule_factor
+from tiny_models import tiny_bert, word_ids
+
+
+@pytest.mark.parametrize(
+    "schedule, warmup, step, expected",
+    [
+        ("constant", 0.0, 0, 1.0),
+        ("constant", 0.5, 3, 1.0),
+        ("linear_warmup", 0.2, 0, 0.0),
+        ("linear_warmup", 0.2, 10, 0.5),
+        ("linear_warmup", 0.2, 20, 1.0),
+        ("linear_warmup", 0.2, 90, 1.0),
+        ("linear_decay", 0.0, 0, 1.0),
+        ("linear_decay", 0.0, 25, 0.75),
+        ("linear_decay", 0.0, 100, 0.0),
+        ("linear_decay", 0.2, 10, 0.5),
+        ("linear_decay", 0.2, 60, 0.5),
+        ("cosine", 0.0, 0, 1.0),
+        ("cosine", 0.0, 50, 0.5),
+        ("cosine", 0.0, 100, 0.0),
+        ("cosine", 0.0, 25, 0.5 * (1 + math.cos(math.pi / 4))),
+        ("cosine", 0.0, 150, 0.0),
+    ],
+)
+def test_schedule_values(schedule, warmup, step, expected):
+    assert schedule_factor(schedule, step, 100, warmup) == pytest.approx(expected)
+
+
+def test_schedule_errors():
+    with pytest.raises(ValueError, match="Unknown p schedule 'step'"):
+        schedule_factor("step", 1, 10)
+    with pytest.raises(ValueError, match="total number of steps"):
+        schedule_factor("cosine", 1, 0)
+    with pytest.raises(ValueError, match="p_schedule must be one of"):
+        SSEConfig(p_schedule="exp")
+    with pytest.raises(ValueError, match="needs p_warmup_ratio > 0"):
+        SSEConfig(p_schedule="linear_warmup")
+    with pytest.raises(ValueError, match="p_warmup_ratio"):
+        SSEConfig(p_warmup_ratio=1.0)
+
+
+def test_handle_set_step_scales_every_p(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=0.4, label_p=0.2, p_schedule="linear_decay", tokenizer=tokenizer)
+    assert handle.p == 0.4
+    handle.set_step(50, 100)
+    assert handle.p == pytest.approx(0.2) and handle.current_p()["labels"] == pytest.approx(0.1)
+    handle.set_step(100, 100)
+    ids = word_ids()
+    records = []
+    model.get_input_embeddings().register_forward_hook(lambda m, a, o: records.append(a[0]))
+    model(input_ids=ids, labels=torch.zeros(8, dtype=torch.long))
+    assert torch.equal(records[-1], ids) and handle.tokens_swapped == 0
+
+
+class StopAt(TrainerCallback):
+    """Interrupts training after `step`, as a crash would, once its checkpoint is saved."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def _train(output_dir, tokenizer, stop_at=None, resume=None):
+    ids = word_ids(rows=32)
+    data = Dataset.from_dict({"input_ids": ids.tolist(), "labels": (ids[:, 1] % 2).tolist()})
+    args = TrainingArguments(
+        output_dir=str(output_dir), max_steps=8, per_device_train_batch_size=4, logging_steps=1, save_strategy="no",
+        report_to=[], use_cpu=True, disable_tqdm=True, seed=3, lr_scheduler_type="constant",
+    )
+    callback = SSECallback(SSEConfig(p=0.4, p_schedule="linear_decay"), tokenizer=tokenizer)
+    callbacks = [callback] + ([StopAt(stop_at)] if stop_at else [])
+    trainer = Trainer(model=tiny_bert(), args=args, train_dataset=data, callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=resume)
+    return [entry["sse/p"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_callback_logs_the_schedule_and_resume_continues_it(tokenizer, tmp_path):
+    straight = _train(tmp_path / "a", tokenizer)
+    assert straight == pytest.approx([0.4 * (1 - step / 8) for step in range(8)])
+    interrupted = _train(tmp_path / "b", tokenizer, stop_at=4)
+    assert interrupted == pytest.approx(straight[:4])
+    resumed = _train(tmp_path / "b", tokenizer, resume=str(tmp_path / "b" / "checkpoint-4"))
+    assert resumed == pytest.approx(straight)  # log_history of steps 1-4 restored, steps 5-8 continue the decay
