@@ -6,7 +6,7 @@ user graph (a mapping, an edge-list file, a scipy sparse matrix) or from the mod
 token's k nearest neighbours by cosine similarity of its input embedding). `swap_graph` samples from
 it vectorised on the ids' device with per-row alias tables derived from the CSR (O(1) per token, no
 host sync, nothing larger than the batch allocated); `swap_graph_reference` is the plain-loop oracle
-used by the tests.
+used by the tests. `prepare_graph` turns whatever a user passed into the graph a hook samples from.
 """
 
 from __future__ import annotations
