@@ -444,7 +444,7 @@ def _load_graph(config: SSEConfig, model: nn.Module, tokenizer, vocabulary: Voca
             weight, k=config.graph_k, tokenizer=tokenizer, exclude_token_ids=vocabulary.protected,
             vocab_size=vocabulary.size,
         )
-    return SSEGraph.from_file(config.graph, tokenizer=tokenizer, vocab_size=vocabulary.size if tokenizer else None)
+    return SSEGraph.from_file(config.graph, tokenizer=tokenizer, vocab_size=vocabulary.size)
 
 
 def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[_Lookup]:

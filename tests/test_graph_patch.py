@@ -101,3 +101,14 @@ def test_graph_config_errors():
         SSEConfig(graph="knn", graph_k=0)
     with pytest.raises(ValueError, match="SSEConfig.graph"):
         SSEConfig(graph="")
+
+
+def test_id_edge_list_without_tokenizer(tmp_path):
+    path = tmp_path / "ids.tsv"
+    path.write_text("10\t11\n11\t10\n")
+    model = tiny_bert().train()
+    with pytest.warns(UserWarning, match="no tokenizer given"):
+        handle = patch_model(model, SSEConfig(p=1.0, graph=str(path)))
+    records, _ = record_lookups(model.get_input_embeddings())
+    model(input_ids=torch.tensor([[10, 11, 12]]))
+    assert records[-1].tolist() == [[11, 10, 12]] and handle.stats()["input"]["tokens_eligible"] == 2
