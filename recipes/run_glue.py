@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         training_args.do_train = training_args.do_eval = True
         logger.info("No --do_train/--do_eval/--do_predict given: training and evaluating.")
+    if not training_args.do_train and training_args.eval_strategy != "no":
+        raise ValueError(
+            f"--eval_strategy {training_args.eval_strategy.value} evaluates while training, but --do_train is not set. "
+            "Add --do_train (and --do_eval)."
+        )
     setup_logging(training_args)
     task = get_task(data_args.task_name) if data_args.task_name else None
     last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)

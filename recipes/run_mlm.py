@@ -202,6 +202,18 @@ def load_tokenizer(model_args: ModelArguments, raw: DatasetDict, column: str):
     return train_wordpiece_tokenizer((t for t in raw["train"][column] if t), vocab_size=model_args.tokenizer_vocab_size)
 
 
+def mlm_collator(tokenizer, mlm_probability: float = 0.15, pad_to_multiple_of: int | None = None):
+    """BERT's masking: of the chosen tokens 80% become [MASK], 10% a random token, 10% stay; labels elsewhere -100.
+
+    SSE runs after this, inside the model, on the ids the collator produced: it skips [MASK] and the special
+    tokens and leaves `labels` alone.
+    """
+    return DataCollatorForLanguageModeling(
+        tokenizer, mlm=True, mlm_probability=mlm_probability, mask_replace_prob=0.8, random_replace_prob=0.1,
+        pad_to_multiple_of=pad_to_multiple_of,
+    )  # fmt: skip
+
+
 def perplexity(loss: float) -> float:
     try:
         return math.exp(loss)
@@ -218,6 +230,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (training_args.do_train or training_args.do_eval):
         training_args.do_train = training_args.do_eval = True
         logger.info("No --do_train/--do_eval given: training and evaluating.")
+    if not training_args.do_train and training_args.eval_strategy != "no":
+        raise ValueError(
+            f"--eval_strategy {training_args.eval_strategy.value} evaluates while training, but --do_train is not set. "
+            "Add --do_train (and --do_eval)."
+        )
     setup_logging(training_args)
     last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)
     set_seed(training_args.seed)
@@ -292,8 +309,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "--max_seq_length, or --line_by_line."
             )
 
-    collator = DataCollatorForLanguageModeling(
-        tokenizer, mlm_probability=data_args.mlm_probability,
+    collator = mlm_collator(
+        tokenizer, data_args.mlm_probability,
         pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) and data_args.line_by_line else None,
     )  # fmt: skip
     sse_callback = build_sse_callback(sse_args, tokenizer=tokenizer)
