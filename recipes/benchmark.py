@@ -1,13 +1,16 @@
-"""What SSE costs: swap throughput and training-step overhead, measured A/B interleaved in one run.
+"""What SSE costs: swap throughput, training-step overhead and peak memory, A/B interleaved in one run.
 
-    python recipes/benchmark.py                      # BERT-base shape, batch 16x128, 10 pairs
-    python recipes/benchmark.py --pairs 20 --json out.json --markdown out.md
+    python recipes/benchmark.py                      # BERT-base shape, batch 16x128, 10 pairs per arm
+    python recipes/benchmark.py --arms sse-se --pairs 20 --json out.json --markdown out.md
+    python recipes/benchmark.py --memory             # also peak memory per arm (a fresh process each)
+    python recipes/benchmark.py --device cuda --bf16 --sync_check   # on a GPU
     python recipes/benchmark.py --tiny               # seconds-long smoke run
 
-Throughput: `swap_uniform` on one CPU thread over a BERT-sized candidate table, in million tokens
-per second, for 32x128 and 8x512 batches. Overhead: one model, steps alternating between
-unpatched and patched (patching and removal happen outside the timed region); the figure is the
-median over pairs of patched/unpatched step time, so slow drifts of the machine cancel out.
+Throughput: `swap_uniform` (SSE-SE) and `swap_graph` (SSE-Graph, 10 neighbours per token) on one
+CPU thread over a BERT-sized vocabulary, in million tokens per second, for 32x128 and 8x512 batches.
+Overhead: one model, training steps alternating between no regulariser and each arm (SSE-SE,
+SSE-Graph, label SSE, NEFTune as transformers implements it); attaching and detaching are not
+timed; the figure is the median over pairs of arm/baseline step time, so slow drifts cancel out.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 import torch
 import transformers
 
-from sse_hf import SSEConfig, patch_model
+from sse_hf import SSEConfig, SSEGraph, patch_model, swap_graph
 from sse_hf.sampling import candidate_positions, swap_uniform
 
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
@@ -29,37 +32,74 @@ TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention
 BERT_SPECIAL_IDS = [0, 100, 101, 102, 103]  # [PAD] [UNK] [CLS] [SEP] [MASK]; 1-998 are [unusedN]
 
 
-def swap_throughput(batch_shapes, vocab_size=30522, repeats=200) -> dict[str, float]:
-    """Million tokens per second of `swap_uniform` at p=0.1 on one thread, median of `repeats` calls."""
+def random_graph(vocab_size: int = 30522, k: int = 10, seed: int = 0) -> SSEGraph:
+    """A graph shaped like a kNN graph of a BERT vocabulary: k weighted neighbours for every real token."""
+    generator = torch.Generator().manual_seed(seed)
+    sources = torch.arange(999, vocab_size).repeat_interleave(k)
+    targets = torch.randint(999, vocab_size, sources.shape, generator=generator)
+    weights = torch.rand(sources.shape, generator=generator) + 0.1
+    return SSEGraph.from_edges(sources, targets, weights, vocab_size=vocab_size)
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def swap_throughput(batch_shapes, vocab_size=30522, repeats=200) -> dict[str, dict[str, float]]:
+    """Million tokens per second of SSE-SE and SSE-Graph kernels at p=0.1 on one thread (median call)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         protected = set(BERT_SPECIAL_IDS) | set(range(1, 999))
         candidates = torch.tensor([i for i in range(vocab_size) if i not in protected])
         positions = candidate_positions(candidates, vocab_size)
+        graph = random_graph(vocab_size)
         results = {}
         for rows, cols in batch_shapes:
             ids = torch.randint(999, vocab_size, (rows, cols))
-            for _ in range(10):
-                swap_uniform(ids, 0.1, candidates, positions)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                swap_uniform(ids, 0.1, candidates, positions)
-                times.append(time.perf_counter() - start)
-            results[f"{rows}x{cols}"] = ids.numel() / statistics.median(times) / 1e6
+            se = _median_seconds(lambda: swap_uniform(ids, 0.1, candidates, positions), repeats)
+            gr = _median_seconds(lambda: swap_graph(ids, 0.1, graph), repeats)
+            results[f"{rows}x{cols}"] = {"sse-se": ids.numel() / se / 1e6, "sse-graph": ids.numel() / gr / 1e6}
         return results
     finally:
         torch.set_num_threads(threads)
 
 
-def _training_step(model, optimizer, batch) -> float:
+def _training_step(model, optimizer, batch, bf16: bool = False) -> float:
+    device = batch["input_ids"].device
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
-    loss = model(**batch).loss
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = model(**batch).loss
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def build_model_and_batch(model_shape: dict, batch_size: int, seq_len: int, device: str = "cpu"):
+    """A BERT classifier from config, AdamW, and one fixed batch of real-looking ids on `device`."""
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(transformers.BertConfig(**model_shape)).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    ids = torch.randint(999, model_shape["vocab_size"], (batch_size, seq_len))
+    ids[:, 0], ids[:, -1] = 101, 102
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.randint(0, 2, (batch_size,)),
+    }
+    return model, optimizer, {key: value.to(device) for key, value in batch.items()}
 
 
 def step_overhead(
@@ -69,40 +109,42 @@ def step_overhead(
     seq_len: int,
     pairs: int,
     warmup: int = 2,
+    device: str = "cpu",
+    bf16: bool = False,
+    sync_check: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Median step-time ratio of each arm over the plain model, steps interleaved A/B per pair.
 
-    Each arm is `attach(model) -> detach()`; attaching and detaching are not timed.
+    Each arm is `attach(model) -> detach()`; attaching and detaching are not timed. With
+    `sync_check` (CUDA), the arm's steps run under `torch.cuda.set_sync_debug_mode("error")`
+    around the forward pass, so any host-device sync in the hooks raises.
     """
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(transformers.BertConfig(**model_shape)).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ids = torch.randint(999, model_shape["vocab_size"], (batch_size, seq_len))
-    ids[:, 0], ids[:, -1] = 101, 102
-    batch = {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "labels": torch.randint(0, 2, (batch_size,)),
-    }
-    for _ in range(warmup):
-        _training_step(model, optimizer, batch)
-        for attach in arms.values():
-            detach = attach(model)
-            _training_step(model, optimizer, batch)
+    model, optimizer, batch = build_model_and_batch(model_shape, batch_size, seq_len, device)
+
+    def arm_step(attach) -> float:
+        detach = attach(model)
+        try:
+            if sync_check:
+                return _checked_step(model, batch, bf16)
+            return _training_step(model, optimizer, batch, bf16)
+        finally:
             detach()
+
+    for _ in range(warmup):
+        _training_step(model, optimizer, batch, bf16)
+        for attach in arms.values():
+            arm_step(attach)
     results = {}
     for name, attach in arms.items():
         ratios, base_times, arm_times = [], [], []
         for pair in range(pairs):
-            detach = None
             order = ("base", "arm") if pair % 2 == 0 else ("arm", "base")
             timings = {}
             for which in order:
                 if which == "arm":
-                    detach = attach(model)
-                timings[which] = _training_step(model, optimizer, batch)
-                if which == "arm":
-                    detach()
+                    timings[which] = arm_step(attach)
+                else:
+                    timings[which] = _training_step(model, optimizer, batch, bf16)
             ratios.append(timings["arm"] / timings["base"])
             base_times.append(timings["base"])
             arm_times.append(timings["arm"])
@@ -117,41 +159,136 @@ def step_overhead(
     return results
 
 
-def sse_se_arm(p: float = 0.1) -> Callable[[torch.nn.Module], Callable[[], None]]:
-    """Attach SSE-SE at `p` through the public API."""
+def _checked_step(model, batch, bf16: bool) -> float:
+    """A forward pass in which any host-device synchronisation raises (CUDA only); not timed for ratios."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def sse_arm(graph: SSEGraph | None = None, **config) -> Callable[[torch.nn.Module], Callable[[], None]]:
+    """Attach SSE through the public API with these SSEConfig fields (and an in-memory graph)."""
 
     def attach(model):
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # no tokenizer here: config vocab fallback is intended
-            handle = patch_model(model, SSEConfig(p=p))
+            handle = patch_model(model, SSEConfig(**config), graph=graph)
         return handle.remove
 
     return attach
 
 
+def neftune_arm(alpha: float = 5.0) -> Callable[[torch.nn.Module], Callable[[], None]]:
+    """Attach NEFTune exactly as Trainer does for `neftune_noise_alpha` (transformers' own hook)."""
+    from transformers.integrations.neftune import activate_neftune, deactivate_neftune
+
+    def attach(model):
+        hook = activate_neftune(model, alpha)
+        return lambda: deactivate_neftune(model, hook)
+
+    return attach
+
+
+def all_arms(vocab_size: int) -> dict[str, Callable[[], Callable]]:
+    """Each arm's factory, by name (built lazily: the graph takes a moment)."""
+    return {
+        "sse-se": lambda: sse_arm(p=0.1),
+        "sse-graph": lambda: sse_arm(graph=random_graph(vocab_size), p=0.1),
+        "label-sse": lambda: sse_arm(p=0.0, label_p=0.1),
+        "neftune": lambda: neftune_arm(5.0),
+    }
+
+
+ARM_LABELS = {
+    "sse-se": "SSE-SE p=0.1",
+    "sse-graph": "SSE-Graph p=0.1 (10 neighbours/token)",
+    "label-sse": "label SSE label_p=0.1",
+    "neftune": "NEFTune alpha=5 (transformers)",
+}
+
+
+def peak_memory(arm: str | None, model_shape: dict, batch_size: int, seq_len: int, steps: int = 3) -> float:
+    """Peak resident memory (MiB) of a fresh process that trains `steps` steps with one arm (None: baseline)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, __file__, "--_memory_probe", arm or "none", "--batch_size", str(batch_size),
+               "--seq_len", str(seq_len), "--_steps", str(steps)]
+    if model_shape is TINY:
+        command.append("--tiny")
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def _memory_probe(arm: str, model_shape: dict, batch_size: int, seq_len: int, steps: int) -> None:
+    import resource
+
+    model, optimizer, batch = build_model_and_batch(model_shape, batch_size, seq_len)
+    if arm != "none":
+        all_arms(model_shape["vocab_size"])[arm]()(model)
+    for _ in range(steps):
+        _training_step(model, optimizer, batch)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", nargs="+", default=list(ARM_LABELS), choices=list(ARM_LABELS))
     parser.add_argument("--pairs", type=int, default=10, help="A/B pairs per arm (median is reported)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seq_len", type=int, default=128)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="autocast the steps to bfloat16")
+    parser.add_argument("--sync_check", action="store_true", help="CUDA: fail on any host sync in arm forwards")
+    parser.add_argument("--memory", action="store_true", help="peak memory per arm, a fresh process each (CPU)")
+    parser.add_argument("--skip_throughput", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and few repeats: a smoke run")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--markdown", help="write the results as a markdown table here")
+    parser.add_argument("--_memory_probe", help=argparse.SUPPRESS)
+    parser.add_argument("--_steps", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     shape = TINY if args.tiny else BERT_BASE
-    repeats = 20 if args.tiny else 200
+    if args._memory_probe:
+        _memory_probe(args._memory_probe, shape, args.batch_size, args.seq_len, args._steps)
+        return {}
+    factories = all_arms(shape["vocab_size"])
+    arms = {ARM_LABELS[name]: factories[name]() for name in args.arms}
     results = {
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads()},
-        "swap_mtokens_per_s_one_thread": swap_throughput([(32, 128), (8, 512)], repeats=repeats),
-        "step_overhead": step_overhead(
-            {"sse-se p=0.1": sse_se_arm(0.1)}, shape, args.batch_size, args.seq_len, args.pairs
-        ),
+        "machine": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+            "bf16": args.bf16,
+        },
         "model": "tiny" if args.tiny else "bert-base (12 layers, hidden 768, vocab 30522)",
         "batch": f"{args.batch_size}x{args.seq_len}",
     }
+    if not args.skip_throughput:
+        results["swap_mtokens_per_s_one_thread"] = swap_throughput([(32, 128), (8, 512)], repeats=20 if args.tiny else 200)
+    results["step_overhead"] = step_overhead(
+        arms, shape, args.batch_size, args.seq_len, args.pairs, device=args.device, bf16=args.bf16,
+        sync_check=args.sync_check,
+    )
+    if args.sync_check:
+        results["sync_check"] = "passed: no host-device sync in any arm's forward pass"
+    if args.memory:
+        results["peak_memory_mib"] = {"no regulariser": peak_memory(None, shape, args.batch_size, args.seq_len)}
+        for name in args.arms:
+            results["peak_memory_mib"][ARM_LABELS[name]] = peak_memory(name, shape, args.batch_size, args.seq_len)
     table = render_markdown(results)
     print(table)
     if args.json:
@@ -164,20 +301,32 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def render_markdown(results: dict) -> str:
-    lines = ["| swap throughput (1 CPU thread) | million tokens/s |", "|---|---|"]
-    lines += [f"| batch {shape} | {rate:.1f} |" for shape, rate in results["swap_mtokens_per_s_one_thread"].items()]
+    lines = []
+    if "swap_mtokens_per_s_one_thread" in results:
+        lines += ["| batch | SSE-SE (M tokens/s, 1 thread) | SSE-Graph (M tokens/s) | Graph / SE |", "|---|---|---|---|"]
+        for shape, rates in results["swap_mtokens_per_s_one_thread"].items():
+            ratio = rates["sse-graph"] / rates["sse-se"]
+            lines.append(f"| {shape} | {rates['sse-se']:.1f} | {rates['sse-graph']:.1f} | {ratio:.2f} |")
+        lines.append("")
+    machine = results["machine"]
     lines += [
+        f"Training step, {results['model']}, batch {results['batch']}, {machine['device']}"
+        f"{' bf16' if machine['bf16'] else ''} ({machine['threads']} threads), torch {machine['torch']}:",
         "",
-        f"Training step, {results['model']}, batch {results['batch']}, CPU ({results['machine']['threads']} threads):",
-        "",
-        "| arm | step time (s) | baseline step (s) | ratio, median of pairs | min / max |",
-        "|---|---|---|---|---|",
+        "| arm | step (s) | baseline step (s) | ratio, median of pairs | min / max | peak memory (MiB) |",
+        "|---|---|---|---|---|---|",
     ]
+    memory = results.get("peak_memory_mib", {})
+    if memory:
+        lines.append(f"| no regulariser | | | 1 | | {memory['no regulariser']:.0f} |")
     for name, row in results["step_overhead"].items():
+        peak = f"{memory[name]:.0f}" if name in memory else "-"
         lines.append(
             f"| {name} | {row['arm_step_s']:.3f} | {row['base_step_s']:.3f} | {row['ratio_median']:.4f} "
-            f"| {row['ratio_min']:.3f} / {row['ratio_max']:.3f} |"
+            f"| {row['ratio_min']:.3f} / {row['ratio_max']:.3f} | {peak} |"
         )
+    if "sync_check" in results:
+        lines += ["", f"Sync check: {results['sync_check']}."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,39 @@
+"""The cost benchmark runs end to end and reports every arm (no timing is asserted here)."""
+
+import importlib.util
+import json
+import pathlib
+
+BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "benchmark.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("sse_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_smoke_run_reports_every_arm(tmp_path):
+    benchmark = _load()
+    out = tmp_path / "bench.json"
+    results = benchmark.main(
+        ["--tiny", "--pairs", "1", "--batch_size", "2", "--seq_len", "16", "--json", str(out),
+         "--markdown", str(tmp_path / "bench.md")]
+    )
+    assert set(results["step_overhead"]) == set(benchmark.ARM_LABELS.values())
+    assert all(row["ratio_median"] > 0 and row["pairs"] == 1 for row in results["step_overhead"].values())
+    assert set(results["swap_mtokens_per_s_one_thread"]) == {"32x128", "8x512"}
+    assert json.loads(out.read_text())["batch"] == "2x16"
+    assert "NEFTune" in (tmp_path / "bench.md").read_text()
+
+
+def test_arms_attach_and_detach_cleanly():
+    benchmark = _load()
+    model, _, batch = benchmark.build_model_and_batch(benchmark.TINY, 2, 8)
+    for name, factory in benchmark.all_arms(benchmark.TINY["vocab_size"]).items():
+        detach = factory()(model)
+        detach()
+        hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+        assert hooks == 0, name
+        assert not hasattr(model.get_input_embeddings(), "neftune_noise_alpha")
