@@ -1,0 +1,97 @@
+"""recipes/compare.py (tables and plots over arms x seeds), and smoke runs of the demo and the throughput A/B."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
+
+import compare
+import demo
+import throughput_ab
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(directory, arm_value, seed, accuracy, losses, swap_rate):
+    """A run directory as the recipes leave it: all_results.json and trainer_state.json."""
+    directory.mkdir(parents=True)
+    results = {
+        "primary_metric": "eval_accuracy", "eval_accuracy": accuracy, "eval_loss": 1 - accuracy,
+        "eval_runtime": 1.0, "eval_samples": 10, "train_loss": losses[-1], "sse_swap_rate": swap_rate,
+        "train_samples_per_second": 100.0 + seed, "wall_time_s": 5.0, "seed": seed,
+    }  # fmt: skip
+    if arm_value:
+        results["arm"] = arm_value
+    (directory / "all_results.json").write_text(json.dumps(results))
+    history = [{"step": 10 * (i + 1), "loss": loss} for i, loss in enumerate(losses)] + [{"step": 30, "eval_loss": 0.3}]
+    (directory / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+
+
+def test_collect_writes_mean_and_std_per_arm_and_a_plot(tmp_path):
+    fake_run(tmp_path / "runs" / "baseline" / "seed-1", None, 1, 0.50, [0.9, 0.7, 0.6], 0.0)
+    fake_run(tmp_path / "runs" / "baseline" / "seed-2", None, 2, 0.70, [0.8, 0.6, 0.5], 0.0)
+    fake_run(tmp_path / "runs" / "sse" / "seed-1", None, 1, 0.80, [0.9, 0.8, 0.7], 0.1)
+    fake_run(tmp_path / "elsewhere" / "x", "sse", 2, 0.90, [0.9, 0.7, 0.6], 0.1)  # arm named in all_results.json
+    report = tmp_path / "report"
+    summary = compare.main(["collect", str(tmp_path / "runs"), str(tmp_path / "elsewhere" / "x"), "--output_dir", str(report)])
+
+    assert summary["metric"] == "eval_accuracy"
+    baseline, sse = summary["arms"]["baseline"], summary["arms"]["sse"]
+    assert baseline["runs"] == sse["runs"] == 2
+    assert baseline["stats"]["eval_accuracy"]["mean"] == pytest.approx(0.6)
+    assert baseline["stats"]["eval_accuracy"]["std"] == pytest.approx(statistics.stdev([0.5, 0.7]))
+    assert sse["stats"]["eval_accuracy"]["mean"] == pytest.approx(0.85)
+    assert "eval_runtime" not in summary["columns"] and "eval_samples" not in summary["columns"]
+    table = (report / "comparison.md").read_text()
+    assert "| baseline | 2 | 0.6 ± 0.14 |" in table and "| sse | 2 | 0.85 ± 0.071 |" in table
+    assert json.loads((report / "comparison.json").read_text())["arms"]["sse"]["seeds"] == [1, 2]
+    assert (report / "comparison.png").read_bytes()[:8] == PNG_MAGIC
+    assert compare.training_losses(str(tmp_path / "runs" / "sse" / "seed-1")) == [(10, 0.9), (20, 0.8), (30, 0.7)]
+
+
+def test_collect_fails_clearly_on_a_directory_without_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No all_results.json under"):
+        compare.main(["collect", str(tmp_path), "--output_dir", str(tmp_path / "report")])
+
+
+def test_run_arms_times_seeds_with_run_glue(tmp_path, tiny_model_dir, sentiment_files):
+    out = tmp_path / "cmp"
+    summary = compare.main(
+        ["run", "--output_dir", str(out), "--seeds", "1", "2", "--arm", "baseline=--sse False", "--arm", "sse=--sse_p 0.4",
+         "--", "--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+         "--validation_file", sentiment_files["validation"], "--max_steps", "2", "--logging_steps", "1",
+         "--per_device_train_batch_size", "8", "--save_strategy", "no", "--report_to", "none", "--max_seq_length", "32",
+         "--log_level", "warning"]
+    )  # fmt: skip
+    assert set(summary["arms"]) == {"baseline", "sse"}
+    assert all(summary["arms"][arm]["runs"] == 2 for arm in ("baseline", "sse"))
+    assert summary["arms"]["baseline"]["stats"]["sse_swap_rate"]["mean"] == 0.0
+    assert summary["arms"]["sse"]["stats"]["sse_swap_rate"]["mean"] == pytest.approx(0.4, abs=0.15)
+    assert json.loads((out / "sse" / "seed-2" / "all_results.json").read_text())["arm"] == "sse"
+    assert len(compare.training_losses(str(out / "sse" / "seed-1"))) == 2
+    assert (out / "comparison.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_run_refuses_arguments_it_sets_itself(tmp_path):
+    with pytest.raises(ValueError, match="sets --output_dir and --seed"):
+        compare.main(["run", "--output_dir", str(tmp_path), "--", "--seed", "3"])
+    with pytest.raises(ValueError, match="NAME=ARGS"):
+        compare.parse_arm("--sse_p 0.1")
+
+
+def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
+    results = demo.main(["--output_dir", str(tmp_path / "demo"), "--epochs", "0.1"])
+    assert list(results) == ["baseline", "sse p=0.1"]
+    assert results["baseline"]["sse_swap_rate"] == 0.0 and results["sse p=0.1"]["sse_swap_rate"] > 0
+    printed = capsys.readouterr().out
+    assert "| baseline |" in printed and "| sse p=0.1 |" in printed and "demo wall time" in printed
+    assert (tmp_path / "demo" / "sse" / "all_results.json").is_file()
+
+
+def test_throughput_ab_reports_a_ratio(capsys):
+    result = throughput_ab.main(["--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16", "--batch_size", "4"])
+    assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
+    assert "ratio on/off" in capsys.readouterr().out

@@ -1,0 +1,108 @@
+"""The recipes under `accelerate launch` with 2 CPU processes (gloo), and the shipped accelerate config files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from recipes_fixtures import RECIPES, corpus_texts, sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
+
+CONFIGS = RECIPES / "accelerate_configs"
+EXPECTED_CONFIGS = {
+    "cpu.yaml": "NO", "single_gpu.yaml": "NO", "multi_gpu.yaml": "MULTI_GPU", "multi_node.yaml": "MULTI_GPU",
+    "fsdp.yaml": "FSDP", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",
+}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_two_cpu_processes(script: str, *arguments: str) -> subprocess.CompletedProcess:
+    """`accelerate launch` with 2 processes on the CPU (gloo), whatever accelerators this machine has.
+
+    `accelerate launch --cpu` starts one process unless MPI is configured; torchrun-style launching with
+    --multi_gpu starts two, and on a machine with no accelerator the recipes then use the CPU and gloo.
+    """
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), str(RECIPES / script), *arguments,
+    ]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def check_clean_end(done: subprocess.CompletedProcess) -> str:
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output and "destroy_process_group" not in output, output[-4000:]
+    return output
+
+
+def check_both_processes_swapped(output: str, results: dict, p: float) -> None:
+    rates = {int(rank): float(rate) for rank, rate in re.findall(r"\[process (\d)/2\] SSE realised swap rate ([0-9.]+)", output)}
+    assert set(rates) == {0, 1}, output[-4000:]
+    assert results["num_processes"] == 2
+    per_process = results["sse_swap_rate_per_process"]
+    assert per_process == pytest.approx([rates[0], rates[1]], abs=1e-4)
+    assert all(abs(rate - p) < 0.15 for rate in per_process), per_process
+    assert results["sse_tokens_eligible"] > 0 and results["sse_swap_rate"] == pytest.approx(p, abs=0.1)
+
+
+def test_run_glue_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files):
+    out = tmp_path / "run"
+    done = launch_two_cpu_processes(
+        "run_glue.py", "--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+        "--validation_file", sentiment_files["validation"], "--test_file", sentiment_files["test"],
+        "--do_train", "--do_eval", "--do_predict", "--max_steps", "4", "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "5", "--max_seq_length", "32", "--save_strategy", "no",
+        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
+    )  # fmt: skip
+    output = check_clean_end(done)
+    results = json.loads((out / "all_results.json").read_text())
+    check_both_processes_swapped(output, results, 0.3)
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 16" in output  # 2 x 8: both trained
+    # Gathered once: every validation and test example exactly once, though 24 and 16 do not split evenly in 5s.
+    assert results["eval_samples"] == 24 and 0 <= results["eval_accuracy"] <= 1
+    assert len((out / "predict_results_local.txt").read_text().splitlines()) == 1 + 16
+    assert output.count("Wrote " + str(out / "all_results.json")) == 1
+
+
+def test_run_mlm_on_two_cpu_processes(tmp_path, tiny_model_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(corpus_texts()[:200]) + "\n")
+    out = tmp_path / "mlm"
+    done = launch_two_cpu_processes(
+        "run_mlm.py", "--model_name_or_path", tiny_model_dir, "--train_file", str(corpus), "--do_train", "--do_eval",
+        "--max_steps", "3", "--per_device_train_batch_size", "4", "--max_seq_length", "32", "--save_strategy", "no",
+        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
+    )  # fmt: skip
+    output = check_clean_end(done)
+    results = json.loads((out / "all_results.json").read_text())
+    check_both_processes_swapped(output, results, 0.3)
+    assert results["perplexity"] > 1 and (out / "model.safetensors").is_file()
+
+
+def test_shipped_accelerate_configs_load_with_accelerate():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert {path.name for path in CONFIGS.glob("*.yaml")} >= set(EXPECTED_CONFIGS)
+    for name, distributed_type in EXPECTED_CONFIGS.items():
+        config = load_config_from_file(str(CONFIGS / name))
+        assert config.distributed_type.value == distributed_type, name
+        deepspeed = config.deepspeed_config or {}
+        if "deepspeed_config_file" in deepspeed:
+            ds_file = Path(RECIPES.parent / deepspeed["deepspeed_config_file"])
+            stage = json.loads(ds_file.read_text())["zero_optimization"]["stage"]
+            assert stage == int(name[-6]), name  # deepspeed_zero2.yaml -> stage 2
+    assert load_config_from_file(str(CONFIGS / "cpu.yaml")).use_cpu is True
+    assert load_config_from_file(str(CONFIGS / "fsdp.yaml")).fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
