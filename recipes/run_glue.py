@@ -233,12 +233,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         token=model_args.token,
         trust_remote_code=model_args.trust_remote_code,
     )
-    if labelled:
+    saved_names = tuple(config.id2label[i] for i in range(config.num_labels))
+    fine_tuned = any(name != f"LABEL_{i}" for i, name in enumerate(saved_names))
+    if task is not None or "train" in raw:
         labels = resolve_labels({r: raw[r] for r in labelled}, label_column, task, "train" if "train" in raw else None)
     elif config.problem_type == "regression":
         labels = LabelSpace(None)
-    else:  # prediction only: the names the fine-tuned model was saved with
-        labels = LabelSpace(tuple(config.id2label[i] for i in range(config.num_labels)))
+    elif fine_tuned:  # evaluation or prediction only: the label names the fine-tuned model was saved with
+        labels = LabelSpace(saved_names)
+    elif labelled:
+        labels = resolve_labels({r: raw[r] for r in labelled}, label_column, None, None)
+    else:
+        raise ValueError(
+            f"Cannot tell the labels: the model at {model_args.model_name_or_path} has no label names and there is no "
+            "labelled data. Pass --task_name, or --train_file / --validation_file with a label column."
+        )
     config.num_labels = labels.num_labels
     set_label_mapping(config, labels)
     metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)

@@ -37,7 +37,7 @@ def run_arguments(model_dir: str, output_dir: str, sse_on: bool, args: argparse.
         "--max_seq_length", str(args.seq_length), "--pad_to_max_length",
         "--learning_rate", "1e-4",
         "--save_strategy", "no",
-        "--logging_steps", str(max(1, args.max_steps // 4)),
+        "--logging_steps", str(args.max_steps),
         "--report_to", "none",
         "--log_level", "error",
         "--disable_tqdm", "True",  # keeps the A/B output readable; the recipes themselves keep their bars
@@ -45,6 +45,49 @@ def run_arguments(model_dir: str, output_dir: str, sse_on: bool, args: argparse.
         "--seed", "42",
         *(["--sse_p", str(args.sse_p)] if sse_on else ["--sse", "False"]),
     ]  # fmt: skip
+
+
+def isolated_hook_cost(model_dir: str, texts: list[str], args: argparse.Namespace, rounds: int = 7) -> dict[str, float]:
+    """What SSE adds to one training step, measured apart from the noise of whole runs.
+
+    Times the embedding lookup of one padded batch with and without the SSE hook (interleaved rounds,
+    medians), and one full training step (forward, backward, AdamW) without it. The estimated throughput
+    ratio is step / (step + hook cost).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from sse_hf import SSEConfig, patch_model
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
+    batch = tokenizer(texts[: args.batch_size], padding="max_length", truncation=True, max_length=args.seq_length,
+                      return_tensors="pt")  # fmt: skip
+    batch["labels"] = torch.zeros(len(batch["input_ids"]), dtype=torch.long)
+    embedding, ids = model.get_input_embeddings(), batch["input_ids"]
+
+    def lookup_seconds(calls: int = 100) -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            embedding(ids)
+        return (time.perf_counter() - started) / calls
+
+    with_hook, without_hook = [], []
+    for _ in range(rounds):
+        without_hook.append(lookup_seconds())
+        with patch_model(model, SSEConfig(p=args.sse_p), tokenizer=tokenizer):
+            with_hook.append(lookup_seconds())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    steps = []
+    for _ in range(rounds + 2):
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+        steps.append(time.perf_counter() - started)
+    hook = max(0.0, statistics.median(with_hook) - statistics.median(without_hook))
+    step = statistics.median(steps[2:])
+    return {"hook_ms": hook * 1e3, "step_ms": step * 1e3, "estimated_ratio": step / (step + hook)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -82,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             ratios.append(values[True] / values[False])
             print(f"pair {pair + 1}: off {values[False]:.1f}  on {values[True]:.1f} samples/s  ratio {ratios[-1]:.4f}", flush=True)
 
+        isolated = isolated_hook_cost(model_dir, texts, args)
+
     result = {
         "median_off": statistics.median(off),
         "median_on": statistics.median(on),
@@ -95,9 +140,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"seq {args.seq_length}, {args.max_steps} steps, p={args.sse_p}, {args.pairs} interleaved pairs)\n"
         f"median train samples/s: off {result['median_off']:.1f}, on {result['median_on']:.1f}\n"
         f"ratio on/off: {result['ratio_of_medians']:.4f} (median of medians); {result['median_pair_ratio']:.4f} "
-        "(median of per-pair ratios)"
+        "(median of per-pair ratios)\n"
+        f"isolated: the SSE hook adds {isolated['hook_ms']:.3f} ms to a {isolated['step_ms']:.1f} ms training step "
+        f"-> estimated ratio {isolated['estimated_ratio']:.4f}"
     )
-    return result
+    return {**result, **isolated}
 
 
 if __name__ == "__main__":

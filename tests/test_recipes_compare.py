@@ -94,4 +94,5 @@ def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
 def test_throughput_ab_reports_a_ratio(capsys):
     result = throughput_ab.main(["--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16", "--batch_size", "4"])
     assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
+    assert 0 < result["estimated_ratio"] <= 1 and result["step_ms"] > 0
     assert "ratio on/off" in capsys.readouterr().out

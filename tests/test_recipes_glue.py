@@ -187,6 +187,16 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in entry and "sse/swap_rate" in entry for entry in history)
 
+    # Evaluating the saved model alone uses the label names it was saved with, and gives the same numbers.
+    again = run_glue.main(
+        ["--model_name_or_path", str(out), "--validation_file", sentiment_files["validation"], "--do_eval",
+         "--output_dir", str(tmp_path / "eval-only"), "--per_device_eval_batch_size", "8", "--max_seq_length", "32",
+         "--report_to", "none"]
+    )  # fmt: skip
+    assert again["eval_accuracy"] == results["eval_accuracy"]
+    assert again["eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-6)
+    assert "sse_swap_rate" not in again  # nothing was trained
+
 
 def test_sse_p_reaches_the_model(tmp_path, tiny_model_dir, sentiment_files):
     def run(name, *sse):
