@@ -11,12 +11,15 @@ It proves the pipeline works; with a random-init model and made-up data it is no
 
 from __future__ import annotations
 
-import argparse
-import csv
-import os
-import sys
-import tempfile
 import time
+
+STARTED = time.perf_counter()  # the reported wall time includes importing torch and transformers
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
-    started = time.perf_counter()
+    started = STARTED if argv is None else time.perf_counter()  # as a script: from process start
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as scratch:
         root = os.path.abspath(args.output_dir) if args.output_dir else scratch
         with open(TRAIN_FILE, encoding="utf-8") as handle:
