@@ -158,6 +158,15 @@ class LabelSpace:
         return 1 if self.names is None else len(self.names)
 
 
+def model_label_order(space: LabelSpace, saved_names: Sequence[str]) -> LabelSpace:
+    """The task's labels in the order a fine-tuned model was saved with, when its names are the task's
+    (case aside; e.g. roberta-large-mnli's CONTRADICTION, NEUTRAL, ENTAILMENT); else the space unchanged."""
+    if space.is_regression or sorted(n.lower() for n in saved_names) != sorted(n.lower() for n in space.names):
+        return space
+    by_lower = {name.lower(): name for name in space.names}
+    return LabelSpace(tuple(by_lower[name.lower()] for name in saved_names))
+
+
 def _label_values(dataset: Dataset, label_column: str) -> list:
     return list(dict.fromkeys(dataset[label_column]))
 
@@ -179,42 +188,51 @@ def resolve_labels(
     return LabelSpace(tuple(str(v) for v in sorted(values)))
 
 
-def label_encoder(space: LabelSpace, feature) -> Callable[[object], int | float | None]:
+def label_encoder(
+    space: LabelSpace, feature, id_names: Sequence[str] | None = None
+) -> Callable[[object], int | float | None]:
     """A function from a raw label (class id, name, or number) to its class id (or float), None if unseen.
 
-    ClassLabel ids go through their names, so a file whose classes are ordered differently still maps right.
-    Plain integers are class ids when the label names are words (a GLUE file with 0/1 labels).
+    Names match case-insensitively, and ClassLabel ids go through their names, so data (or a fine-tuned
+    model) whose classes are ordered differently still maps right. Plain integers are ids into `id_names`
+    (a task's Hub label order; default the space's own names) when those names are words, as in a GLUE file
+    with 0/1 labels.
     """
     if space.is_regression:
         return lambda value: None if value is None else float(value)
-    names = space.names
-    index = {name: i for i, name in enumerate(names)}
-    positional = not any(name.lstrip("-").isdigit() for name in names)
+    index = {name.lower(): i for i, name in enumerate(space.names)}
+    id_names = tuple(id_names or space.names)
+    positional = not any(name.lstrip("-").isdigit() for name in id_names)
 
     def encode(value):
         if value is None:
             return None
         if isinstance(feature, ClassLabel):
-            return index.get(feature.int2str(value)) if 0 <= value < feature.num_classes else None
+            return index.get(feature.int2str(value).lower()) if 0 <= value < feature.num_classes else None
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        key = str(value)
+        key = str(value).lower()
         if key in index:
             return index[key]
-        if positional and isinstance(value, int) and 0 <= value < len(names):
-            return value
+        if positional and isinstance(value, int) and 0 <= value < len(id_names):
+            return index.get(id_names[value].lower())
         return None
 
     return encode
 
 
 def encode_split_labels(
-    dataset: Dataset, split: str, source: str, label_column: str, space: LabelSpace
+    dataset: Dataset,
+    split: str,
+    source: str,
+    label_column: str,
+    space: LabelSpace,
+    id_names: Sequence[str] | None = None,
 ) -> Dataset:
     """Turn `label_column` into class ids (or floats) in a `labels` column; unseen labels are a clear error."""
-    encode = label_encoder(space, dataset.features[label_column])
+    encode = label_encoder(space, dataset.features[label_column], id_names)
     raw = dataset[label_column]
     unseen = sorted({str(v) for v in raw if encode(v) is None}, key=str)
     if unseen:

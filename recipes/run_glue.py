@@ -44,6 +44,7 @@ from glue_tasks import (  # noqa: E402
     TaskSpec,
     encode_split_labels,
     get_task,
+    model_label_order,
     resolve_labels,
     resolve_text_columns,
 )
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fine_tuned = any(name != f"LABEL_{i}" for i, name in enumerate(saved_names))
     if task is not None or "train" in raw:
         labels = resolve_labels({r: raw[r] for r in labelled}, label_column, task, "train" if "train" in raw else None)
+        if task is not None and fine_tuned:  # keep the order of a model already fine-tuned on this task
+            labels = model_label_order(labels, saved_names)
     elif config.problem_type == "regression":
         labels = LabelSpace(None)
     elif fine_tuned:  # evaluation or prediction only: the label names the fine-tuned model was saved with
@@ -276,7 +279,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for role, dataset in raw.items():
             dataset = _select(dataset, limits[role.split("_")[0]])
             if role in labelled:
-                dataset = encode_split_labels(dataset, role, sources[role], label_column, labels)
+                id_names = task.label_names if task is not None else None  # ints in task data are Hub ids
+                dataset = encode_split_labels(dataset, role, sources[role], label_column, labels, id_names)
             keep = {"labels"} if role in labelled else set()
             prepared[role] = dataset.map(
                 tokenize,

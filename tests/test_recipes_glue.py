@@ -355,3 +355,18 @@ def test_a_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model_dir, sentim
     assert final["global_step"] == 4 and final["log_history"][0].get("marker") == "first run"
     assert (out / "checkpoint-4").is_dir()
     assert results["sse_swap_rate"] == pytest.approx(0.3, abs=0.12)
+
+
+def test_a_model_fine_tuned_with_another_label_order_keeps_it():
+    """E.g. roberta-large-mnli says CONTRADICTION, NEUTRAL, ENTAILMENT; GLUE's ids are entailment, neutral, contradiction."""
+    spec = glue_tasks.get_task("mnli")
+    space = glue_tasks.model_label_order(glue_tasks.LabelSpace(spec.label_names), ["CONTRADICTION", "NEUTRAL", "ENTAILMENT"])
+    assert space.names == ("contradiction", "neutral", "entailment")
+    hub_ids = Dataset.from_list([{"label": 0}, {"label": 1}, {"label": 2}])  # plain ints, as in a jsonl export
+    encoded = glue_tasks.encode_split_labels(hub_ids, "eval", "rows", "label", space, spec.label_names)
+    assert encoded["labels"] == [2, 1, 0]
+    hub = hub_dataset("mnli")  # ClassLabel ids go through their names
+    encoded = glue_tasks.encode_split_labels(hub, "eval", "rows", "label", space, spec.label_names)
+    assert [space.names[i] for i in encoded["labels"]] == [hub.features["label"].int2str(i) for i in hub["label"]]
+    unrelated = glue_tasks.model_label_order(glue_tasks.LabelSpace(spec.label_names), ["LABEL_0", "LABEL_1", "LABEL_2"])
+    assert unrelated.names == spec.label_names
