@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--sse_p", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 is steadier on a busy machine")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="sse-ab-") as root:
         with open(TRAIN_FILE, encoding="utf-8") as handle:
@@ -137,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     }
     print(
         f"\nSSE throughput A/B (run_glue, BERT hidden {args.hidden_size} x {args.layers} layers, batch {args.batch_size}, "
-        f"seq {args.seq_length}, {args.max_steps} steps, p={args.sse_p}, {args.pairs} interleaved pairs)\n"
+        f"seq {args.seq_length}, {args.max_steps} steps, p={args.sse_p}, {args.pairs} interleaved pairs, "
+        f"{__import__('torch').get_num_threads()} CPU threads)\n"
         f"median train samples/s: off {result['median_off']:.1f}, on {result['median_on']:.1f}\n"
         f"ratio on/off: {result['ratio_of_medians']:.4f} (median of medians); {result['median_pair_ratio']:.4f} "
         "(median of per-pair ratios)\n"
