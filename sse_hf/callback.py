@@ -52,7 +52,8 @@ class SSECallback(TrainerCallback, ExportableState):
         self.config = config.replace(**overrides) if overrides else config
         self.tokenizer = tokenizer
         self.handle: SSEHandle | None = None
-        self.totals = [0, 0, 0]  # word-piece tokens seen, eligible, swapped, over all runs (restored on resume)
+        # per role: [seen, eligible, swapped] of earlier train() runs and checkpoints (restored on resume)
+        self._previous: dict[str, list[int]] = {}
         self._logged: dict[str, tuple[int, int]] = {}  # per role: eligible, swapped at the previous log
 
     # ----- Trainer events ---------------------------------------------------------------------
@@ -67,7 +68,7 @@ class SSECallback(TrainerCallback, ExportableState):
         self._logged = {}
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         if isinstance(stored, dict):
-            self.totals = list(stored.get("attributes", {}).get("totals", self.totals))
+            self._previous = {role: list(c) for role, c in stored.get("attributes", {}).get("counts", {}).items()}
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
@@ -127,24 +128,46 @@ class SSECallback(TrainerCallback, ExportableState):
             handler.callbacks.insert(0, self)
 
     def remove(self) -> None:
-        """Remove the hooks now (idempotent), keeping the run's counts in `totals`."""
+        """Remove the hooks now (idempotent), keeping the run's counts in `stats`."""
         if self.handle is None:
             return
-        stats = self.handle.stats()
-        self.totals = self._run_totals(stats)
+        self._previous = self._counts()
         self.handle.remove()
         self.handle = None
 
-    def _run_totals(self, stats: dict[str, dict[str, float]]) -> list[int]:
-        keys = ("tokens_seen", "tokens_eligible", "tokens_swapped")
-        word_pieces = [stats[role] for role in stats if role in WORD_PIECE_ROLES]
-        return [base + sum(int(role[key]) for role in word_pieces) for base, key in zip(self.totals, keys)]
+    def _counts(self) -> dict[str, list[int]]:
+        """Per role, [seen, eligible, swapped] over all training so far (resumed runs included)."""
+        counts = {role: list(values) for role, values in self._previous.items()}
+        if self.handle is not None:
+            for role, stats in self.handle.stats().items():
+                run = [int(stats[k]) for k in ("tokens_seen", "tokens_eligible", "tokens_swapped")]
+                counts[role] = [a + b for a, b in zip(counts.get(role, [0, 0, 0]), run)]
+        return counts
+
+    @property
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per role (input/encoder/decoder, labels, tables): tokens seen, eligible, swapped and the rate."""
+        return {
+            role: {
+                "tokens_seen": seen,
+                "tokens_eligible": eligible,
+                "tokens_swapped": swapped,
+                "swap_rate": swapped / eligible if eligible else 0.0,
+            }
+            for role, (seen, eligible, swapped) in self._counts().items()
+        }
+
+    @property
+    def totals(self) -> list[int]:
+        """Word-piece [tokens seen, eligible, swapped] over all training so far (resumed runs included)."""
+        word_pieces = [c for role, c in self._counts().items() if role in WORD_PIECE_ROLES]
+        return [sum(c[i] for c in word_pieces) for i in range(3)]
 
     @property
     def swap_rate(self) -> float:
-        """Realised swap rate over all training so far (resumed runs included)."""
-        totals = self._run_totals(self.handle.stats()) if self.handle is not None else self.totals
-        return totals[2] / totals[1] if totals[1] else 0.0
+        """Realised word-piece swap rate over all training so far (resumed runs included)."""
+        _, eligible, swapped = self.totals
+        return swapped / eligible if eligible else 0.0
 
     def __enter__(self) -> SSECallback:
         return self
@@ -154,5 +177,4 @@ class SSECallback(TrainerCallback, ExportableState):
 
     # ----- checkpoint state (ExportableState) -------------------------------------------------
     def state(self) -> dict:
-        totals = self._run_totals(self.handle.stats()) if self.handle is not None else self.totals
-        return {"args": {"config": self.config.to_dict()}, "attributes": {"totals": totals}}
+        return {"args": {"config": self.config.to_dict()}, "attributes": {"counts": self._counts()}}

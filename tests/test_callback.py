@@ -138,7 +138,7 @@ def test_resume_from_checkpoint_continues_exactly(tokenizer, tmp_path):
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
     assert resumed_cb.totals == straight_cb.totals and resumed_cb.totals[0] > 0
     state = json.loads((tmp_path / "interrupted" / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["stateful_callbacks"]["SSECallback"]["attributes"]["totals"] == straight_cb.totals
+    assert state["stateful_callbacks"]["SSECallback"]["attributes"]["counts"]["input"] == straight_cb.totals
 
 
 def test_context_manager_removes_hooks_when_training_raises(tokenizer, tmp_path):
@@ -205,3 +205,20 @@ def test_swaps_reach_the_lookup_during_trainer_steps(tokenizer, tmp_path):
             callbacks=[SSECallback(p=0.5, tokenizer=tokenizer)]).train()
     originals = {tuple(row) for row in _dataset()["input_ids"]}
     assert all(tuple(row) not in originals for batch in records for row in batch.tolist())
+
+
+def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp_path):
+    model = tiny_bert()
+    callback = SSECallback(
+        SSEConfig(p=0.1, label_p=0.5, table_p={"token_type_embeddings": 0.5}), tokenizer=tokenizer
+    )
+    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+                      callbacks=[callback])
+    trainer.train()
+    table = "bert.embeddings.token_type_embeddings"
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert all(entry["sse/labels/p"] == 0.5 and f"sse/{table}/swap_rate" in entry for entry in step_logs)
+    stats = callback.stats
+    assert set(stats) == {"input", "labels", table}
+    assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
+    assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
