@@ -368,8 +368,10 @@ def patch_model(
     """Apply SSE to the word-piece inputs of `model` and return the handle that undoes it.
 
     Works on encoders, decoders and encoder-decoders, under DDP/FSDP/DeepSpeed/accelerate wrappers
-    and PEFT. The swap runs only while the model is in training mode; evaluation, `predict` and
-    `generate` see the original ids. Keyword overrides change single fields: `patch_model(m, p=0.05)`.
+    and PEFT. The swap runs only in training steps: while the module is in training mode *and*
+    grad mode is on, so evaluation, `predict` and `generate` (all under no_grad) see the original ids.
+    Keyword overrides change single fields: `patch_model(m, p=0.05)`. Pass `graph=` an `SSEGraph`
+    built in memory for SSE-Graph (else `config.graph` names a file or "knn").
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"patch_model expects a torch.nn.Module, got {type(model).__name__}.")
