@@ -43,7 +43,13 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
 
 from data_sources import load_hub_dataset, load_local_files  # noqa: E402
 from run_report import gather_sse_counts, write_all_results  # noqa: E402
-from run_setup import OutputArguments, parse_args, prepare_output_dir, setup_logging  # noqa: E402
+from run_setup import (  # noqa: E402
+    OutputArguments,
+    parse_args,
+    prepare_output_dir,
+    setup_logging,
+    shutdown_distributed,
+)
 from sse_args import SSEArguments, build_sse_callback, sse_settings  # noqa: E402
 from wordpiece import train_wordpiece_tokenizer  # noqa: E402
 
@@ -363,14 +369,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
-def _shutdown_distributed() -> None:
-    """End the process group cleanly when launched with several processes (avoids torch's exit warning)."""
-    import torch.distributed
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
 if __name__ == "__main__":
     main()
-    _shutdown_distributed()
+    shutdown_distributed()

@@ -123,3 +123,11 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite_output_dir: b
     if error:
         raise OutputDirectoryError(error)
     return decision
+
+
+def shutdown_distributed() -> None:
+    """End the process group cleanly when launched with several processes (avoids torch's exit warning)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -114,6 +114,17 @@ def record_dir(records: str, train_size: int, arm: str, seed: int) -> str:
     return os.path.join(records, f"train-{train_size}", arm, f"seed-{seed}")
 
 
+def save_record(target: str, results: dict, run_dir: str) -> None:
+    """Keep a run's compact record: its results and the loss log of its trainer_state.json."""
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2, sort_keys=True)
+    with open(os.path.join(run_dir, "trainer_state.json"), encoding="utf-8") as handle:
+        history = json.load(handle)["log_history"]
+    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
+        json.dump({"log_history": history}, handle)
+
+
 def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir: str, records: str) -> None:
     """Fine-tune one arm with one seed, unless its record exists; keep a compact record of it."""
     import run_glue
@@ -142,13 +153,7 @@ def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir
             "dev_accuracy": results.get("eval_accuracy"),
         }
     )
-    os.makedirs(target, exist_ok=True)
-    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
-    with open(os.path.join(run_dir, "trainer_state.json"), encoding="utf-8") as handle:
-        history = json.load(handle)["log_history"]
-    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
-        json.dump({"log_history": history}, handle)
+    save_record(target, results, run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)  # the fine-tuned weights are not needed after evaluation
     print(f"recorded {arm} seed {seed}: test accuracy {results['test_accuracy']:.4f}", flush=True)
 

@@ -14,7 +14,6 @@ model. Records are kept under docs/study/pretrain/ (committed; finished runs are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from study_imdb import STUDY_DIR, test_accuracy  # noqa: E402
+from study_imdb import STUDY_DIR, save_record, test_accuracy  # noqa: E402
 
 RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "pretrain")
 ARMS = {"baseline": ["--sse", "False"], "sse-se-p0.1": ["--sse_p", "0.1"]}
@@ -112,13 +111,7 @@ def run_seed(arm: str, seed: int, study_dir: str, records: str, corpus: dict[str
         "test_accuracy": test_accuracy(glue_dir, os.path.join(study_dir, "test.csv")),
         "primary_metric": "perplexity",
     }
-    os.makedirs(target, exist_ok=True)
-    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
-    with open(os.path.join(mlm_dir, "trainer_state.json"), encoding="utf-8") as handle:
-        history = json.load(handle)["log_history"]
-    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
-        json.dump({"log_history": history}, handle)
+    save_record(target, record, mlm_dir)
     shutil.rmtree(os.path.join(study_dir, "pretrain", arm, f"seed-{seed}"), ignore_errors=True)
     print(f"recorded {arm} seed {seed}: perplexity {record['perplexity']:.2f}, test acc {record['test_accuracy']:.4f}")
 
