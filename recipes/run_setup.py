@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -50,13 +51,24 @@ def use_cpu_when_launched_without_accelerator() -> bool:
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
     """Parse `argv` (default: sys.argv[1:]) into the dataclasses; a single .json or .yaml file holds them all."""
     use_cpu_when_launched_without_accelerator()
-    parser = HfArgumentParser(dataclass_types)
+    # transformers 4.x still has --overwrite_output_dir in TrainingArguments: use that one there.
+    native = OutputArguments in dataclass_types and "overwrite_output_dir" in {
+        f.name for f in dataclasses.fields(TrainingArguments)
+    }
+    types = [t for t in dataclass_types if not (native and t is OutputArguments)]
+    parser = HfArgumentParser(types)
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(argv[0]))
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+        parsed = parser.parse_json_file(os.path.abspath(argv[0]))
+    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        parsed = parser.parse_yaml_file(os.path.abspath(argv[0]))
+    else:
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    if native:
+        training = next(p for p in parsed if isinstance(p, TrainingArguments))
+        parsed = list(parsed)
+        parsed.insert(list(dataclass_types).index(OutputArguments), OutputArguments(training.overwrite_output_dir))
+    return tuple(parsed)
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

@@ -124,6 +124,8 @@ class _Lookup:
     module: nn.Module
     sampler: UniformSampler | GraphSampler
     base_p: float
+    # Set when one embedding module serves both encoder and decoder: swap only while this stack runs.
+    stack: nn.Module | None = None
     tokens_seen: int = 0
     counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)  # device -> [eligible, swapped]
 
@@ -159,10 +161,16 @@ class SSEHandle:
         self._generators: dict[torch.device, torch.Generator] = {}
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._warned: set[str] = set()
+        self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
         self._removed = False
 
     # ----- life cycle -------------------------------------------------------------------------
     def _attach(self) -> None:
+        for stack in {id(lookup.stack): lookup.stack for lookup in self._lookups if lookup.stack is not None}.values():
+            self._hooks.append(stack.register_forward_pre_hook(lambda module, args: self._running.add(id(module))))
+            self._hooks.append(
+                stack.register_forward_hook(lambda module, args, out: self._running.discard(id(module)), always_call=True)
+            )
         for lookup in self._lookups:
             weight = getattr(lookup.module, "weight", None)
             if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
@@ -302,6 +310,8 @@ class SSEHandle:
             p = lookup.base_p * self.factor
             if p <= 0.0 or not self._active(module):
                 return None
+            if lookup.stack is not None and id(lookup.stack) not in self._running:
+                return None  # a shared embedding called by the other stack
             if args:
                 input_ids, key = args[0], None
             elif "input" in kwargs or "input_ids" in kwargs:
@@ -391,11 +401,7 @@ def patch_model(
         )
 
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
-    if len({id(module) for module in embeddings.values()}) != len(embeddings):
-        raise ValueError(
-            f"{type(base).__name__}'s encoder and decoder call the same embedding module, so their inputs cannot be "
-            "swapped with separate probabilities. Set decoder_p=None (encoder inputs only)."
-        )
+    stacks = _stacks_sharing_an_embedding(base, embeddings)
     model_config = getattr(base, "config", None)
     if model_config is not None and hasattr(model_config, "get_text_config"):
         model_config = model_config.get_text_config()
@@ -416,7 +422,7 @@ def patch_model(
 
     handle = SSEHandle(base, config, vocabulary, wrapper=model)
     handle._lookups = [
-        _Lookup(role, module, sampler, config.decoder_p if role == "decoder" else config.p)
+        _Lookup(role, module, sampler, config.decoder_p if role == "decoder" else config.p, stack=stacks.get(role))
         for role, module in embeddings.items()
     ]
     handle._lookups += _table_lookups(base, config.table_p, embeddings)
@@ -429,6 +435,22 @@ def patch_model(
     _refresh_compiled(model, base)
     _HANDLES[base] = handle
     return handle
+
+
+def _stacks_sharing_an_embedding(model: nn.Module, embeddings: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Encoder and decoder stacks, by role, when one embedding module serves both (older transformers' T5).
+
+    Then the hook must tell encoder calls from decoder calls, by which stack's forward is running.
+    """
+    if "encoder" not in embeddings:
+        return {}
+    try:
+        decoder_embedding = find_token_embeddings(model, decoder=True)["decoder"]
+    except ValueError:
+        return {}
+    if decoder_embedding is not embeddings["encoder"]:
+        return {}
+    return {"encoder": model.get_encoder(), "decoder": model.get_decoder()}
 
 
 def _load_graph(config: SSEConfig, model: nn.Module, tokenizer, vocabulary: Vocabulary) -> SSEGraph:

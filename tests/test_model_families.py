@@ -34,18 +34,21 @@ def test_family_swaps_in_training_and_never_in_eval(family, tokenizer):
     lookup = find_token_embeddings(model)[role]
     records, _ = record_lookups(lookup)
     ids = word_ids(rows=32)
+
+    def first_lookup_of_a_forward():  # the encoder's call, where a module serves encoder and decoder
+        start = len(records)
+        _forward(model, family, ids)
+        return records[start]
+
     model.train()
-    _forward(model, family, ids)
-    _assert_swapped(records[-1], ids, 0.5)
+    _assert_swapped(first_lookup_of_a_forward(), ids, 0.5)
     assert handle.stats()[role]["tokens_swapped"] > 0
     model.eval()
     with torch.no_grad():
-        _forward(model, family, ids)
-    assert torch.equal(records[-1], ids)
+        assert torch.equal(first_lookup_of_a_forward(), ids)
     unpatch_model(model)
     model.train()
-    _forward(model, family, ids)
-    assert torch.equal(records[-1], ids)
+    assert torch.equal(first_lookup_of_a_forward(), ids)
 
 
 @pytest.mark.parametrize("family", sorted(ENCODER_DECODER))
@@ -152,3 +155,41 @@ def test_vocabulary_size_comes_from_config_not_weight_shape(tokenizer):
     with pytest.raises(RuntimeError):  # the partitioned weight itself cannot be looked up here
         model(input_ids=ids)
     assert not torch.equal(swap_args[-1], ids)
+
+
+def _t5_with_one_embedding_module():
+    """T5 as older transformers build it: encoder and decoder call the very same `shared` module."""
+    model = build("t5")
+    model.encoder.embed_tokens = model.shared
+    model.decoder.embed_tokens = model.shared
+    return model
+
+
+def test_shared_embedding_module_swaps_encoder_inputs_only_by_default(tokenizer):
+    model = _t5_with_one_embedding_module().train()
+    patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.shared)
+    ids = word_ids(rows=4)
+    labels = word_ids(rows=4, cols=6, seed=1)
+    model(input_ids=ids, labels=labels)
+    encoder_call, decoder_call = records[-2], records[-1]
+    eligible = ~torch.isin(ids, PROTECTED)
+    assert torch.all(encoder_call[eligible] != ids[eligible])
+    expected_decoder_inputs = model._shift_right(labels)
+    assert torch.equal(decoder_call, expected_decoder_inputs)
+
+
+def test_shared_embedding_module_takes_separate_encoder_and_decoder_p(tokenizer):
+    model = _t5_with_one_embedding_module().train()
+    handle = patch_model(model, p=0.0, decoder_p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.shared)
+    ids = word_ids(rows=4)
+    labels = word_ids(rows=4, cols=6, seed=1)
+    model(input_ids=ids, labels=labels)
+    assert torch.equal(records[-2], ids)
+    decoder_inputs = model._shift_right(labels)
+    eligible = ~torch.isin(decoder_inputs, PROTECTED)
+    assert torch.all(records[-1][eligible] != decoder_inputs[eligible])
+    assert handle.stats()["decoder"]["swap_rate"] == 1.0 and handle.stats()["encoder"]["tokens_swapped"] == 0
+    handle.remove()
+    assert all(len(m._forward_pre_hooks) + len(m._forward_hooks) == 0 for m in model.modules() if m is not model.shared)
