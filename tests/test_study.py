@@ -1,0 +1,59 @@
+"""The study drivers' bookkeeping: the fixed split, the dev-only choice of the combined arm, paired tables."""
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+
+import study_imdb  # noqa: E402
+
+
+def test_split_is_fixed_disjoint_and_sized(tmp_path):
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame({"text": [f"review {i}" for i in range(2000)], "label": [i % 2 for i in range(2000)]}).to_csv(
+        data, index=False
+    )
+    study_imdb.split(str(data), str(tmp_path / "a"))
+    study_imdb.split(str(data), str(tmp_path / "b"))
+    parts = {name: pd.read_csv(tmp_path / "a" / f"{name}.csv") for name in ("test", "dev", "train-1000", "train-250")}
+    assert {name: len(part) for name, part in parts.items()} == {"test": 800, "dev": 200, "train-1000": 1000, "train-250": 250}
+    texts = {name: set(part["text"]) for name, part in parts.items()}
+    assert not texts["test"] & texts["dev"] and not texts["test"] & texts["train-1000"]
+    assert texts["train-250"] <= texts["train-1000"] and not texts["dev"] & texts["train-1000"]
+    assert parts["test"]["text"].tolist() == pd.read_csv(tmp_path / "b" / "test.csv")["text"].tolist()
+
+
+def _record(records, arm, seed, dev, test):
+    target = Path(study_imdb.record_dir(str(records), 250, arm, seed))
+    target.mkdir(parents=True)
+    (target / "all_results.json").write_text(
+        json.dumps({"arm": arm, "seed": seed, "dev_accuracy": dev, "test_accuracy": test})
+    )
+
+
+def test_combined_arm_is_chosen_on_dev_only(tmp_path):
+    # test accuracy favours p0.2 and NEFTune; dev favours p0.05 and label SSE: dev must decide
+    for seed in (1, 2):
+        _record(tmp_path, "baseline", seed, 0.70, 0.70)
+        _record(tmp_path, "sse-se-p0.05", seed, 0.75, 0.60)
+        _record(tmp_path, "sse-se-p0.2", seed, 0.65, 0.90)
+        _record(tmp_path, "label-sse-0.1", seed, 0.74, 0.60)
+        _record(tmp_path, "neftune-5", seed, 0.60, 0.95)
+    name, args = study_imdb.choose_combined(str(tmp_path), 250)
+    assert name == "combined:sse-se-p0.05+label-sse-0.1"
+    assert args == ["--sse_p", "0.05", "--sse_label_p", "0.1"]
+
+
+def test_paired_table_reports_differences_per_seed(tmp_path):
+    for seed, (base, arm) in enumerate([(0.70, 0.72), (0.71, 0.74), (0.69, 0.68)], start=1):
+        _record(tmp_path, "baseline", seed, base, base)
+        _record(tmp_path, "sse-se-p0.1", seed, arm, arm)
+    table = study_imdb.paired_table(str(tmp_path), 250)
+    row = next(line for line in table.splitlines() if line.startswith("| sse-se-p0.1"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "3" and float(cells[2]) == pytest.approx(100 * (0.02 + 0.03 - 0.01) / 3, abs=0.01)
+    assert cells[4] == "2 / 0 / 1"
