@@ -185,7 +185,7 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: str) -> str:
                     by_step[step].append(loss)
             steps = sorted(by_step)
             right.plot(steps, [statistics.fmean(by_step[s]) for s in steps], color=colour, linewidth=2, label=f"{arm} (mean)")
-    left.set_xticks(range(len(arms)), arms)
+    left.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
     left.set_xlim(-0.6, len(arms) - 0.4)
     left.set_ylabel(metric)
     left.set_title(f"{metric} per arm (square: mean ± std; dots: runs)")
