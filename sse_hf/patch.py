@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .config import SSEConfig, _check_probability
-from .graph import SSEGraph
+from .graph import SSEGraph, prepare_graph
 from .samplers import GraphSampler, UniformSampler
 from .sampling import swap_labels
 from .schedule import schedule_factor
@@ -371,7 +371,7 @@ def patch_model(
     config: SSEConfig | None = None,
     *,
     tokenizer=None,
-    graph: SSEGraph | None = None,
+    graph: SSEGraph | Any = None,
     replace: bool = False,
     **overrides: Any,
 ) -> SSEHandle:
@@ -380,8 +380,8 @@ def patch_model(
     Works on encoders, decoders and encoder-decoders, under DDP/FSDP/DeepSpeed/accelerate wrappers
     and PEFT. The swap runs only in training steps: while the module is in training mode *and*
     grad mode is on, so evaluation, `predict` and `generate` (all under no_grad) see the original ids.
-    Keyword overrides change single fields: `patch_model(m, p=0.05)`. Pass `graph=` an `SSEGraph`
-    built in memory for SSE-Graph (else `config.graph` names a file or "knn").
+    Keyword overrides change single fields: `patch_model(m, p=0.05)`. For SSE-Graph pass `graph=` an
+    `SSEGraph`, a {token: neighbours} mapping or a scipy matrix (else `config.graph` names a file or "knn").
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"patch_model expects a torch.nn.Module, got {type(model).__name__}.")
@@ -413,10 +413,17 @@ def patch_model(
         exclude_token_ids=config.exclude_token_ids,
     )
     table_size = max([vocabulary.size, *declared, getattr(model_config, "vocab_size", 0) or 0])
-    if graph is None and config.graph is not None:
-        graph = _load_graph(config, base, tokenizer, vocabulary)
-    if graph is not None:
-        sampler = GraphSampler(graph, table_size, protected=vocabulary.protected)
+    source = graph if graph is not None else config.graph
+    if source is not None:
+        knn = isinstance(source, str) and source == "knn"
+        if knn:
+            _require_full_embedding(base, vocabulary.size)
+        sampler = GraphSampler(
+            prepare_graph(
+                source, table_size=table_size, tokenizer=tokenizer, model=base,
+                exclude_token_ids=vocabulary.protected, **({"k": config.graph_k} if knn else {}),
+            )
+        )
     else:
         sampler = UniformSampler(vocabulary.candidates, table_size)
 
@@ -453,22 +460,16 @@ def _stacks_sharing_an_embedding(model: nn.Module, embeddings: dict[str, nn.Modu
     return {"encoder": model.get_encoder(), "decoder": model.get_decoder()}
 
 
-def _load_graph(config: SSEConfig, model: nn.Module, tokenizer, vocabulary: Vocabulary) -> SSEGraph:
-    """The SSE-Graph that `config.graph` names: a file, or "knn" over the model's input embeddings."""
-    if config.graph == "knn":
-        embedding = _input_embeddings(model) or find_token_embeddings(model)["encoder"]
-        weight = getattr(embedding, "weight", None)
-        if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[0] < vocabulary.size:
-            raise ValueError(
-                "graph='knn' needs the full input-embedding matrix, but it is not available here (under ZeRO-3 it is "
-                "partitioned). Build the graph beforehand with SSEGraph.from_embeddings(...).save(path) and set "
-                "graph=path."
-            )
-        return SSEGraph.from_embeddings(
-            weight, k=config.graph_k, tokenizer=tokenizer, exclude_token_ids=vocabulary.protected,
-            vocab_size=vocabulary.size,
+def _require_full_embedding(model: nn.Module, vocab_size: int) -> None:
+    """graph="knn" reads the whole input-embedding matrix: a clear error where it is partitioned (ZeRO-3)."""
+    embedding = _input_embeddings(model) or find_token_embeddings(model)["encoder"]
+    weight = getattr(embedding, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[0] < vocab_size:
+        raise ValueError(
+            "graph='knn' needs the full input-embedding matrix, but it is not available here (under ZeRO-3 it is "
+            "partitioned). Build the graph beforehand with SSEGraph.from_embeddings(...).save(path) and set "
+            "graph=path."
         )
-    return SSEGraph.from_file(config.graph, tokenizer=tokenizer, vocab_size=vocabulary.size)
 
 
 def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[_Lookup]:

@@ -5,7 +5,7 @@ Each keeps its id tables on every device it has seen, so the hook only calls a p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -37,22 +37,15 @@ class UniformSampler:
 
 
 class GraphSampler:
-    """SSE-Graph: replacements drawn from the token's neighbours in `graph`, by edge weight."""
+    """SSE-Graph: replacements drawn from the token's neighbours in `graph`, by edge weight.
+
+    `graph` comes from `prepare_graph`: special ids removed, one row per embedding row.
+    """
 
     method = "graph"
 
-    def __init__(self, graph: SSEGraph, table_size: int, protected: Iterable[int] = ()):
-        if graph.vocab_size > table_size:
-            graph = graph.resized(table_size)  # raises, naming the problem, if edges reach past the table
-        elif graph.vocab_size < table_size:
-            graph = graph.resized(table_size)  # padded rows: no neighbours, never swapped
-        try:
-            self.graph = graph.excluding(protected)
-        except ValueError as error:  # every edge touched a protected id
-            raise ValueError(
-                "The SSE-Graph has no edges left once special, padding and reserved tokens are excluded, so SSE "
-                "would never swap. Check that the graph's tokens match this tokenizer."
-            ) from error
+    def __init__(self, graph: SSEGraph):
+        self.graph = graph
         self._graphs: dict[torch.device, SSEGraph] = {}
 
     def prepare(self, device: torch.device) -> SSEGraph:

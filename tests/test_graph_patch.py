@@ -112,3 +112,12 @@ def test_id_edge_list_without_tokenizer(tmp_path):
     records, _ = record_lookups(model.get_input_embeddings())
     model(input_ids=torch.tensor([[10, 11, 12]]))
     assert records[-1].tolist() == [[11, 10, 12]] and handle.stats()["input"]["tokens_eligible"] == 2
+
+
+def test_graph_given_as_a_mapping(tokenizer):
+    model = tiny_bert().train()
+    patch_model(model, p=1.0, graph={"movie": ["film"], "film": ["movie"]}, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = _ids(tokenizer, ["movie", "film", "was"])
+    model(input_ids=ids)
+    assert (records[-1][:, 1:4] == ids[:, [2, 1, 3]]).all()
