@@ -57,3 +57,18 @@ def test_paired_table_reports_differences_per_seed(tmp_path):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "3" and float(cells[2]) == pytest.approx(100 * (0.02 + 0.03 - 0.01) / 3, abs=0.01)
     assert cells[4] == "2 / 0 / 1"
+
+
+def test_shards_split_the_jobs_without_overlap_or_gap():
+    seeds, arms = [1, 2, 3], ["baseline", "sse-se-p0.1", "neftune-5"]
+    everything = study_imdb.study_jobs(seeds, arms)
+    assert everything[:3] == [(1, "baseline"), (1, "sse-se-p0.1"), (1, "neftune-5")]  # seeds outermost
+    shards = [study_imdb.study_jobs(seeds, arms, (k, 2)) for k in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == sorted(everything) and not set(shards[0]) & set(shards[1])
+
+
+@pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "1/0"])
+def test_bad_shard_is_refused_with_the_expected_form(text, capsys):
+    with pytest.raises(SystemExit):
+        study_imdb.main(["report", "--shard", text])
+    assert "--shard" in capsys.readouterr().err
