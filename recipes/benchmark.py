@@ -1,6 +1,6 @@
 """What SSE costs: swap throughput, training-step overhead and peak memory, A/B interleaved in one run.
 
-    python recipes/benchmark.py                      # BERT-base shape, batch 16x128, 10 pairs per arm
+    python recipes/benchmark.py                      # BERT-base shape, batch 16x128, 20 pairs per arm
     python recipes/benchmark.py --arms sse-se --pairs 20 --json out.json --markdown out.md
     python recipes/benchmark.py --memory             # also peak memory per arm (a fresh process each)
     python recipes/benchmark.py --device cuda --bf16 --sync_check   # on a GPU
@@ -8,15 +8,17 @@
 
 Throughput: `swap_uniform` (SSE-SE) and `swap_graph` (SSE-Graph, 10 neighbours per token) on one
 CPU thread over a BERT-sized vocabulary, in million tokens per second, for 32x128 and 8x512 batches.
-Overhead: one model, training steps alternating between no regulariser and each arm (SSE-SE,
-SSE-Graph, label SSE, NEFTune as transformers implements it); attaching and detaching are not
-timed; the figure is the median over pairs of arm/baseline step time, so slow drifts cancel out.
+Overhead: one model, trained in rounds; a round takes one step with no regulariser and one with
+each arm (SSE-SE, SSE-Graph, label SSE, NEFTune as transformers implements it) in a random order;
+attaching and detaching are not timed; the figure is the median over rounds ("pairs") of arm/baseline
+step time, so slow drifts of the machine cancel out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -113,11 +115,13 @@ def step_overhead(
     bf16: bool = False,
     sync_check: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Median step-time ratio of each arm over the plain model, steps interleaved A/B per pair.
+    """Median step-time ratio of each arm over the plain model, from `pairs` interleaved rounds.
 
-    Each arm is `attach(model) -> detach()`; attaching and detaching are not timed. With
-    `sync_check` (CUDA), the arm's steps run under `torch.cuda.set_sync_debug_mode("error")`
-    around the forward pass, so any host-device sync in the hooks raises.
+    A round times one plain step and one step of every arm, in a fresh random order, so each round
+    gives every arm one A/B pair taken within seconds of each other: slow drifts of the machine cancel,
+    and the plain step is shared (1 + arms steps a round, not 2 x arms). Each arm is
+    `attach(model) -> detach()`; attaching and detaching are not timed. With `sync_check` (CUDA), the
+    arm's forward runs under `torch.cuda.set_sync_debug_mode("error")`, so any host-device sync raises.
     """
     model, optimizer, batch = build_model_and_batch(model_shape, batch_size, seq_len, device)
 
@@ -130,24 +134,23 @@ def step_overhead(
         finally:
             detach()
 
+    def timed(name: str | None) -> float:
+        return _training_step(model, optimizer, batch, bf16) if name is None else arm_step(arms[name])
+
     for _ in range(warmup):
-        _training_step(model, optimizer, batch, bf16)
-        for attach in arms.values():
-            arm_step(attach)
+        for name in (None, *arms):
+            timed(name)
+    order_rng = random.Random(0)
+    times: dict[str | None, list[float]] = {name: [] for name in (None, *arms)}
+    for _ in range(pairs):
+        order = [None, *arms]
+        order_rng.shuffle(order)
+        for name in order:
+            times[name].append(timed(name))
+    base_times = times[None]
     results = {}
     for name, attach in arms.items():
-        ratios, base_times, arm_times = [], [], []
-        for pair in range(pairs):
-            order = ("base", "arm") if pair % 2 == 0 else ("arm", "base")
-            timings = {}
-            for which in order:
-                if which == "arm":
-                    timings[which] = arm_step(attach)
-                else:
-                    timings[which] = _training_step(model, optimizer, batch, bf16)
-            ratios.append(timings["arm"] / timings["base"])
-            base_times.append(timings["base"])
-            arm_times.append(timings["arm"])
+        ratios = [arm / base for arm, base in zip(times[name], base_times)]
         hook_cost = isolated_hook_cost(attach, model, batch)
         results[name] = {
             "hook_cost_ms": hook_cost * 1e3,
@@ -156,7 +159,7 @@ def step_overhead(
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
             "base_step_s": statistics.median(base_times),
-            "arm_step_s": statistics.median(arm_times),
+            "arm_step_s": statistics.median(times[name]),
             "pairs": pairs,
         }
     return results
@@ -274,7 +277,7 @@ def _memory_probe(arm: str, model_shape: dict, batch_size: int, seq_len: int, st
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arms", nargs="+", default=list(ARM_LABELS), choices=list(ARM_LABELS))
-    parser.add_argument("--pairs", type=int, default=10, help="A/B pairs per arm (median is reported)")
+    parser.add_argument("--pairs", type=int, default=20, help="rounds, each one A/B pair per arm (the median is reported)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

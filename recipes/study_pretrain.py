@@ -2,6 +2,7 @@
 
     python recipes/study_imdb.py split --data ../shared/data/imdb-2000.csv     # the same fixed split
     python recipes/study_pretrain.py run --seeds 1 2 3                         # both arms, every seed
+    python recipes/study_pretrain.py run ... --shard 0/2 & ... --shard 1/2      # the same, as 2 workers
     python recipes/study_pretrain.py report
 
 Per seed and arm: `run_mlm.py` pre-trains the same small BERT (same tokenizer, steps and masks) on the
@@ -23,7 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from study_imdb import STUDY_DIR, save_record, test_accuracy  # noqa: E402
+from study_imdb import STUDY_DIR, parse_shard, save_record, study_jobs, test_accuracy  # noqa: E402
 
 RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "pretrain")
 ARMS = {"baseline": ["--sse", "False"], "sse-se-p0.1": ["--sse_p", "0.1"]}
@@ -63,16 +64,21 @@ GLUE_ARGS = [
 
 
 def write_corpus(study_dir: str) -> dict[str, str]:
-    """One review per line (HTML line breaks removed): the training pool for MLM, dev as held-out text."""
+    """One review per line (HTML line breaks removed): the training pool for MLM, dev as held-out text.
+
+    Written to a temporary name and renamed, so a parallel worker never reads a half-written corpus.
+    """
     import pandas as pd
 
     paths = {}
     for split_name, out_name in (("train-1000", "mlm-train.txt"), ("dev", "mlm-heldout.txt")):
         texts = pd.read_csv(os.path.join(study_dir, f"{split_name}.csv"))["text"]
         path = os.path.join(study_dir, out_name)
-        with open(path, "w", encoding="utf-8") as handle:
+        scratch = f"{path}.{os.getpid()}.tmp"
+        with open(scratch, "w", encoding="utf-8") as handle:
             for text in texts:
                 handle.write(re.sub(r"\s+", " ", text.replace("<br />", " ")).strip() + "\n")
+        os.replace(scratch, path)
         paths[split_name] = path
     return paths
 
@@ -154,13 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--study_dir", default=STUDY_DIR)
     parser.add_argument("--records", default=RECORDS_DIR)
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N",
+                        help="run only job K, K+N, ... (start N workers, K = 0..N-1, each with OMP_NUM_THREADS=1)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.step == "run":
         corpus = write_corpus(args.study_dir)
-        for seed in args.seeds:
-            for arm in ARMS:
-                run_seed(arm, seed, args.study_dir, args.records, corpus)
+        for seed, arm in study_jobs(args.seeds, list(ARMS), args.shard):
+            run_seed(arm, seed, args.study_dir, args.records, corpus)
     else:
         report(args.records)
 
