@@ -186,42 +186,90 @@ def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
     return f"combined:{best_se}+{best_other}", args
 
 
-def paired_table(records: str, train_size: int, metric: str = "test_accuracy") -> str:
-    """Per arm: mean difference from the baseline over matched seeds, its spread, wins, and a paired t-test."""
-    from scipy import stats
-
+def paired_differences(
+    records: str, train_size: int, reference: str = "baseline", metric: str = "test_accuracy"
+) -> dict[str, dict[int, float]]:
+    """Per arm and seed, `metric` minus the reference arm's at the same seed, in points (x100)."""
     runs = compare.load_runs([os.path.join(records, f"train-{train_size}")])
     by_arm: dict[str, dict[int, float]] = {}
     for run in runs:
         by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"][metric]
-    baseline = by_arm.get("baseline", {})
+    base = by_arm.get(reference, {})
+    return {
+        arm: {seed: 100 * (values[seed] - base[seed]) for seed in sorted(set(values) & set(base))}
+        for arm, values in sorted(by_arm.items())
+        if arm != reference and set(values) & set(base)
+    }
+
+
+def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of paired differences and its two-sided t confidence interval (nan bounds below 2 seeds)."""
+    from scipy import stats
+
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def paired_table(records: str, train_size: int, metric: str = "test_accuracy", reference: str = "baseline") -> str:
+    """Per arm: mean difference from `reference` over matched seeds, spread, wins, paired t-test, 95% CI."""
+    from scipy import stats
+
     lines = [
-        f"Paired against `baseline` on `{metric}` (same seed = same data order and head initialisation):",
+        f"Paired against `{reference}` on `{metric}` (same seed = same data order and head initialisation):",
         "",
-        "| arm | seeds | mean diff (points) | std of diffs | wins / ties / losses | paired t-test p |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| arm | seeds | mean diff (points) | std of diffs | wins / ties / losses | paired t-test p | 95% CI (points) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for arm, values in sorted(by_arm.items()):
-        if arm == "baseline":
-            continue
-        seeds = sorted(set(values) & set(baseline))
-        if not seeds:
-            continue
-        diffs = [100 * (values[s] - baseline[s]) for s in seeds]
+    for arm, by_seed in paired_differences(records, train_size, reference, metric).items():
+        diffs = list(by_seed.values())
         spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
         wins = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs)
-        p_value = stats.ttest_rel([values[s] for s in seeds], [baseline[s] for s in seeds]).pvalue if len(seeds) > 1 else float("nan")
+        p_value = stats.ttest_1samp(diffs, 0.0).pvalue if len(diffs) > 1 and spread > 0 else float("nan")
+        mean, low, high = mean_interval(diffs)
         lines.append(
-            f"| {arm} | {len(seeds)} | {statistics.fmean(diffs):+.2f} | {spread:.2f} | {wins[0]} / {wins[1]} / {wins[2]} "
-            f"| {p_value:.3f} |"
+            f"| {arm} | {len(diffs)} | {mean:+.2f} | {spread:.2f} | {wins[0]} / {wins[1]} / {wins[2]} "
+            f"| {p_value:.3f} | [{low:+.2f}, {high:+.2f}] |"
         )
     return "\n".join(lines) + "\n"
+
+
+def paired_plot(records: str, train_size: int, path: str, metric: str = "test_accuracy") -> str:
+    """Each arm's per-seed difference from the baseline (dots) with its mean and 95% CI (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    differences = paired_differences(records, train_size, "baseline", metric)
+    figure, axes = plt.subplots(figsize=(7, 0.45 * len(differences) + 1.2))
+    for row, (arm, by_seed) in enumerate(differences.items()):
+        diffs = list(by_seed.values())
+        mean, low, high = mean_interval(diffs)
+        axes.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=18, zorder=2)
+        if len(diffs) > 1:
+            axes.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
+        axes.scatter([mean], [row], color="C0", marker="s", s=40, zorder=4)
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_yticks(range(len(differences)), list(differences))
+    axes.invert_yaxis()
+    axes.set_xlabel(f"{metric} minus baseline, same seed (points)")
+    axes.set_title(f"train-{train_size}: per seed (dots), mean and 95% CI (square, bar)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
 
 
 def report(records: str, train_size: int, output_dir: str) -> None:
     summary_dir = os.path.join(output_dir, f"train-{train_size}")
     compare.compare([os.path.join(records, f"train-{train_size}")], summary_dir, metric="test_accuracy")
     table = paired_table(records, train_size)
+    if "neftune-5" in paired_differences(records, train_size):
+        table += "\n" + paired_table(records, train_size, reference="neftune-5")
+    paired_plot(records, train_size, os.path.join(summary_dir, "paired.png"))
     with open(os.path.join(summary_dir, "paired.md"), "w", encoding="utf-8") as handle:
         handle.write(table)
     print(table)

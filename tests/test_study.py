@@ -57,6 +57,24 @@ def test_paired_table_reports_differences_per_seed(tmp_path):
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "3" and float(cells[2]) == pytest.approx(100 * (0.02 + 0.03 - 0.01) / 3, abs=0.01)
     assert cells[4] == "2 / 0 / 1"
+    # 95% t interval of the mean of (+2, +3, -1): 1.333 +- 4.303 * 2.082 / sqrt(3)
+    low, high = (float(x) for x in cells[6].strip("[]").split(","))
+    assert low == pytest.approx(1.333 - 5.172, abs=0.01) and high == pytest.approx(1.333 + 5.172, abs=0.01)
+
+
+def test_paired_table_against_another_reference_and_report_files(tmp_path):
+    for seed, (base, nef, sse) in enumerate([(0.70, 0.71, 0.74), (0.71, 0.70, 0.73)], start=1):
+        _record(tmp_path, "baseline", seed, base, base)
+        _record(tmp_path, "neftune-5", seed, nef, nef)
+        _record(tmp_path, "sse-se-p0.1", seed, sse, sse)
+    differences = study_imdb.paired_differences(str(tmp_path), 250, reference="neftune-5")
+    assert set(differences) == {"baseline", "sse-se-p0.1"}
+    assert differences["sse-se-p0.1"] == pytest.approx({1: 3.0, 2: 3.0})
+    study_imdb.report(str(tmp_path), 250, str(tmp_path / "report"))
+    paired = (tmp_path / "report" / "train-250" / "paired.md").read_text()
+    assert "Paired against `baseline`" in paired and "Paired against `neftune-5`" in paired
+    assert (tmp_path / "report" / "train-250" / "paired.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "train-250" / "comparison.md").is_file()
 
 
 def test_shards_split_the_jobs_without_overlap_or_gap():
