@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Reproduces every figure of docs/results.md on a CPU machine, offline: the fine-tuning study, the
+# pre-training study (both as WORKERS one-thread processes), then the cost benchmark, which wants the
+# machine to itself. Resumable: runs already recorded under docs/study/ are skipped.
+#
+#   bash recipes/reproduce_results.sh                       # DATA=../shared/data/imdb-2000.csv WORKERS=2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+DATA=${DATA:-../shared/data/imdb-2000.csv}
+WORKERS=${WORKERS:-2}
+LOGS=outputs/logs
+mkdir -p "$LOGS"
+
+in_parallel() {  # run "$@ --shard K/WORKERS" for every K, one thread each; fail if any worker fails
+    local name=$1 pids=() k
+    shift
+    for ((k = 0; k < WORKERS; k++)); do
+        OMP_NUM_THREADS=1 "$@" --shard "$k/$WORKERS" >"$LOGS/$name-$k.log" 2>&1 &
+        pids+=($!)
+    done
+    for k in "${!pids[@]}"; do
+        wait "${pids[$k]}" || { echo "worker $k of $name failed: see $LOGS/$name-$k.log" >&2; exit 1; }
+    done
+}
+
+python recipes/study_imdb.py split --data "$DATA"
+python recipes/study_imdb.py graph
+in_parallel finetune python recipes/study_imdb.py finetune --train_size 250 --seeds 1 2 3 4 5
+in_parallel combined python recipes/study_imdb.py combined --train_size 250 --seeds 1 2 3 4 5
+python recipes/study_imdb.py report --train_size 250
+in_parallel pretrain python recipes/study_pretrain.py run --seeds 1 2 3
+python recipes/study_pretrain.py report
+python recipes/benchmark.py --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md
