@@ -59,7 +59,9 @@ BASE_ARMS = {
     "label-sse-0.1": ["--sse_p", "0", "--sse_label_p", "0.1"],
     "neftune-5": ["--sse", "False", "--neftune_noise_alpha", "5"],
 }
-OTHER_ARMS = ("sse-graph-p0.1", "label-sse-0.1", "neftune-5")
+# The regularisers that stack on input SSE, and the flags that add each one to an SSE arm. SSE-Graph is
+# not one of them: it replaces SSE-SE on the same word pieces.
+OTHER_ARMS = {"label-sse-0.1": ["--sse_label_p", "0.1"], "neftune-5": ["--neftune_noise_alpha", "5"]}
 
 
 def checkpoint_dir() -> str:
@@ -165,25 +167,18 @@ def _arm_args(arm_args: list[str], graph: str) -> list[str]:
 
 
 def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
-    """SSE-SE at the p with the best mean dev accuracy, plus the best other regulariser on dev."""
+    """The best input-SSE arm (SSE-SE at any p, or SSE-Graph) plus the best regulariser that stacks on it
+    (label SSE or NEFTune), both by mean dev accuracy."""
     runs = compare.load_runs([os.path.join(records, f"train-{train_size}")])
     dev = {}
     for run in runs:
         dev.setdefault(run["arm"], []).append(run["results"]["dev_accuracy"])
-    means = {arm: statistics.fmean(values) for arm, values in dev.items()}
-    best_se = max((arm for arm in means if arm.startswith("sse-se-")), key=means.get)
+    means = {arm: statistics.fmean(values) for arm, values in dev.items() if arm in BASE_ARMS}
+    best_sse = max((arm for arm in means if arm.startswith(("sse-se-", "sse-graph-"))), key=means.get)
     best_other = max((arm for arm in means if arm in OTHER_ARMS), key=means.get)
     print(f"dev means: { {arm: round(v, 4) for arm, v in sorted(means.items())} }")
-    print(f"combined: {best_se} + {best_other}")
-    se_args = BASE_ARMS[best_se]
-    other = [a for a in BASE_ARMS[best_other] if a not in ("--sse", "False")]
-    if best_other.startswith("sse-graph"):  # SSE-Graph replaces SSE-SE on the word pieces: keep its graph, SE's p
-        args = ["--sse_p", se_args[1], "--sse_graph", "GRAPH"]
-    elif best_other.startswith("label-sse"):
-        args = [*se_args, "--sse_label_p", other[other.index("--sse_label_p") + 1]]
-    else:
-        args = [*se_args, *other]
-    return f"combined:{best_se}+{best_other}", args
+    print(f"combined: {best_sse} + {best_other}")
+    return f"combined:{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
 
 
 def paired_differences(

@@ -48,6 +48,20 @@ def test_combined_arm_is_chosen_on_dev_only(tmp_path):
     assert args == ["--sse_p", "0.05", "--sse_label_p", "0.1"]
 
 
+def test_combined_arm_stacks_on_sse_graph_and_never_pairs_it_with_sse_se(tmp_path):
+    # SSE-Graph is the best input SSE and the best arm overall on dev; it replaces SSE-SE, so it cannot be
+    # the "other" regulariser: the combination is SSE-Graph + the best of label SSE and NEFTune
+    for seed in (1, 2):
+        _record(tmp_path, "baseline", seed, 0.70, 0.70)
+        _record(tmp_path, "sse-se-p0.1", seed, 0.75, 0.75)
+        _record(tmp_path, "sse-graph-p0.1", seed, 0.80, 0.80)
+        _record(tmp_path, "label-sse-0.1", seed, 0.60, 0.60)
+        _record(tmp_path, "neftune-5", seed, 0.72, 0.72)
+    name, args = study_imdb.choose_combined(str(tmp_path), 250)
+    assert name == "combined:sse-graph-p0.1+neftune-5"
+    assert args == ["--sse_p", "0.1", "--sse_graph", "GRAPH", "--neftune_noise_alpha", "5"]
+
+
 def test_paired_table_reports_differences_per_seed(tmp_path):
     for seed, (base, arm) in enumerate([(0.70, 0.72), (0.71, 0.74), (0.69, 0.68)], start=1):
         _record(tmp_path, "baseline", seed, base, base)
