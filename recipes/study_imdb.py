@@ -178,7 +178,7 @@ def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
     best_other = max((arm for arm in means if arm in OTHER_ARMS), key=means.get)
     print(f"dev means: { {arm: round(v, 4) for arm, v in sorted(means.items())} }")
     print(f"combined: {best_sse} + {best_other}")
-    return f"combined:{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
+    return f"combined-{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
 
 
 def paired_differences(

@@ -44,7 +44,7 @@ def test_combined_arm_is_chosen_on_dev_only(tmp_path):
         _record(tmp_path, "label-sse-0.1", seed, 0.74, 0.60)
         _record(tmp_path, "neftune-5", seed, 0.60, 0.95)
     name, args = study_imdb.choose_combined(str(tmp_path), 250)
-    assert name == "combined:sse-se-p0.05+label-sse-0.1"
+    assert name == "combined-sse-se-p0.05+label-sse-0.1"
     assert args == ["--sse_p", "0.05", "--sse_label_p", "0.1"]
 
 
@@ -58,7 +58,7 @@ def test_combined_arm_stacks_on_sse_graph_and_never_pairs_it_with_sse_se(tmp_pat
         _record(tmp_path, "label-sse-0.1", seed, 0.60, 0.60)
         _record(tmp_path, "neftune-5", seed, 0.72, 0.72)
     name, args = study_imdb.choose_combined(str(tmp_path), 250)
-    assert name == "combined:sse-graph-p0.1+neftune-5"
+    assert name == "combined-sse-graph-p0.1+neftune-5"
     assert args == ["--sse_p", "0.1", "--sse_graph", "GRAPH", "--neftune_noise_alpha", "5"]
 
 
