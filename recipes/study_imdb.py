@@ -181,17 +181,26 @@ def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
     return f"combined-{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
 
 
+def metric_scale(metric: str) -> tuple[float, str, int]:
+    """How a metric's differences are shown: (multiplier, unit, +1 if higher is better else -1)."""
+    if metric.endswith("loss"):
+        return 1.0, "nats", -1
+    return 100.0, "points", 1
+
+
 def paired_differences(
     records: str, train_size: int, reference: str = "baseline", metric: str = "test_accuracy"
 ) -> dict[str, dict[int, float]]:
-    """Per arm and seed, `metric` minus the reference arm's at the same seed, in points (x100)."""
+    """Per arm and seed, `metric` minus the reference arm's at the same seed (accuracies in points, x100)."""
+    scale = metric_scale(metric)[0]
     runs = compare.load_runs([os.path.join(records, f"train-{train_size}")])
     by_arm: dict[str, dict[int, float]] = {}
     for run in runs:
-        by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"][metric]
+        if run["results"].get(metric) is not None:
+            by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"][metric]
     base = by_arm.get(reference, {})
     return {
-        arm: {seed: 100 * (values[seed] - base[seed]) for seed in sorted(set(values) & set(base))}
+        arm: {seed: scale * (values[seed] - base[seed]) for seed in sorted(set(values) & set(base))}
         for arm, values in sorted(by_arm.items())
         if arm != reference and set(values) & set(base)
     }
@@ -209,49 +218,59 @@ def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float
 
 
 def paired_table(records: str, train_size: int, metric: str = "test_accuracy", reference: str = "baseline") -> str:
-    """Per arm: mean difference from `reference` over matched seeds, spread, wins, paired t-test, 95% CI."""
+    """Per arm: mean difference from `reference` over matched seeds, spread, wins, paired t-test, 95% CI.
+
+    A win is a seed where the arm is better: higher accuracy, or lower loss.
+    """
     from scipy import stats
 
+    _, unit, better = metric_scale(metric)
     lines = [
         f"Paired against `{reference}` on `{metric}` (same seed = same data order and head initialisation):",
         "",
-        "| arm | seeds | mean diff (points) | std of diffs | wins / ties / losses | paired t-test p | 95% CI (points) |",
+        f"| arm | seeds | mean diff ({unit}) | std of diffs | wins / ties / losses | paired t-test p | 95% CI ({unit}) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, by_seed in paired_differences(records, train_size, reference, metric).items():
         diffs = list(by_seed.values())
         spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-        wins = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs)
+        wins = sum(better * d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(better * d < 0 for d in diffs)
         p_value = stats.ttest_1samp(diffs, 0.0).pvalue if len(diffs) > 1 and spread > 0 else float("nan")
         mean, low, high = mean_interval(diffs)
         lines.append(
-            f"| {arm} | {len(diffs)} | {mean:+.2f} | {spread:.2f} | {wins[0]} / {wins[1]} / {wins[2]} "
-            f"| {p_value:.3f} | [{low:+.2f}, {high:+.2f}] |"
+            f"| {arm} | {len(diffs)} | {mean:+.3g} | {spread:.2g} | {wins[0]} / {wins[1]} / {wins[2]} "
+            f"| {p_value:.3f} | [{low:+.3g}, {high:+.3g}] |"
         )
     return "\n".join(lines) + "\n"
 
 
-def paired_plot(records: str, train_size: int, path: str, metric: str = "test_accuracy") -> str:
-    """Each arm's per-seed difference from the baseline (dots) with its mean and 95% CI (bar)."""
+def paired_plot(
+    records: str, train_size: int, path: str, metrics: tuple[str, ...] = ("test_accuracy", "eval_loss")
+) -> str:
+    """One panel per metric: each arm's per-seed difference from the baseline (dots), its mean and 95% CI."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    differences = paired_differences(records, train_size, "baseline", metric)
-    figure, axes = plt.subplots(figsize=(7, 0.45 * len(differences) + 1.2))
-    for row, (arm, by_seed) in enumerate(differences.items()):
-        diffs = list(by_seed.values())
-        mean, low, high = mean_interval(diffs)
-        axes.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=18, zorder=2)
-        if len(diffs) > 1:
-            axes.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
-        axes.scatter([mean], [row], color="C0", marker="s", s=40, zorder=4)
-    axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_yticks(range(len(differences)), list(differences))
-    axes.invert_yaxis()
-    axes.set_xlabel(f"{metric} minus baseline, same seed (points)")
-    axes.set_title(f"train-{train_size}: per seed (dots), mean and 95% CI (square, bar)", fontsize=10)
+    panels = {metric: paired_differences(records, train_size, "baseline", metric) for metric in metrics}
+    panels = {metric: differences for metric, differences in panels.items() if differences}
+    rows = max(len(differences) for differences in panels.values())
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.42 * rows + 1.3), squeeze=False)
+    for axis, (metric, differences) in zip(axes[0], panels.items()):
+        for row, by_seed in enumerate(differences.values()):
+            diffs = list(by_seed.values())
+            mean, low, high = mean_interval(diffs)
+            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
+            if len(diffs) > 1:
+                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
+            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+        axis.axvline(0, color="black", linewidth=0.8)
+        axis.set_yticks(range(len(differences)), list(differences) if axis is axes[0][0] else [])
+        axis.set_ylim(len(differences) - 0.5, -0.5)
+        _, unit, better = metric_scale(metric)
+        axis.set_xlabel(f"{metric} minus baseline, same seed ({unit}; {'higher' if better > 0 else 'lower'} is better)")
+    figure.suptitle(f"train-{train_size}: per seed (dots), mean and 95% CI (square, bar)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -264,6 +283,8 @@ def report(records: str, train_size: int, output_dir: str) -> None:
     table = paired_table(records, train_size)
     if "neftune-5" in paired_differences(records, train_size):
         table += "\n" + paired_table(records, train_size, reference="neftune-5")
+    if paired_differences(records, train_size, metric="eval_loss"):
+        table += "\n" + paired_table(records, train_size, metric="eval_loss")
     paired_plot(records, train_size, os.path.join(summary_dir, "paired.png"))
     with open(os.path.join(summary_dir, "paired.md"), "w", encoding="utf-8") as handle:
         handle.write(table)

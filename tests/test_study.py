@@ -27,11 +27,11 @@ def test_split_is_fixed_disjoint_and_sized(tmp_path):
     assert parts["test"]["text"].tolist() == pd.read_csv(tmp_path / "b" / "test.csv")["text"].tolist()
 
 
-def _record(records, arm, seed, dev, test):
+def _record(records, arm, seed, dev, test, dev_loss=None):
     target = Path(study_imdb.record_dir(str(records), 250, arm, seed))
     target.mkdir(parents=True)
     (target / "all_results.json").write_text(
-        json.dumps({"arm": arm, "seed": seed, "dev_accuracy": dev, "test_accuracy": test})
+        json.dumps({"arm": arm, "seed": seed, "dev_accuracy": dev, "test_accuracy": test, "eval_loss": dev_loss})
     )
 
 
@@ -87,6 +87,7 @@ def test_paired_table_against_another_reference_and_report_files(tmp_path):
     study_imdb.report(str(tmp_path), 250, str(tmp_path / "report"))
     paired = (tmp_path / "report" / "train-250" / "paired.md").read_text()
     assert "Paired against `baseline`" in paired and "Paired against `neftune-5`" in paired
+    assert "`eval_loss`" not in paired  # these records carry no dev loss
     assert (tmp_path / "report" / "train-250" / "paired.png").stat().st_size > 1000
     assert (tmp_path / "report" / "train-250" / "comparison.md").is_file()
 
@@ -104,3 +105,17 @@ def test_bad_shard_is_refused_with_the_expected_form(text, capsys):
     with pytest.raises(SystemExit):
         study_imdb.main(["report", "--shard", text])
     assert "--shard" in capsys.readouterr().err
+
+
+def test_loss_differences_count_a_lower_loss_as_a_win(tmp_path):
+    for seed, (base, arm) in enumerate([(0.60, 0.50), (0.70, 0.55), (0.50, 0.52)], start=1):
+        _record(tmp_path, "baseline", seed, 0.8, 0.8, dev_loss=base)
+        _record(tmp_path, "sse-se-p0.1", seed, 0.8, 0.8, dev_loss=arm)
+    table = study_imdb.paired_table(str(tmp_path), 250, metric="eval_loss")
+    assert "mean diff (nats)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| sse-se-p0.1"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx((-0.10 - 0.15 + 0.02) / 3, abs=1e-3)
+    assert cells[4] == "2 / 0 / 1"
+    study_imdb.report(str(tmp_path), 250, str(tmp_path / "report"))
+    assert "`eval_loss`" in (tmp_path / "report" / "train-250" / "paired.md").read_text()
