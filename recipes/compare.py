@@ -193,11 +193,11 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: str) -> str:
     right.set_ylabel("training loss")
     right.set_title("training loss (trainer_state.json)")
     if right.lines:
-        right.legend()
+        right.legend(loc="upper right", fontsize=7, framealpha=0.7)
     else:
         right.text(0.5, 0.5, "no training-loss logs\n(set --logging_steps)", ha="center", va="center", transform=right.transAxes)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
 

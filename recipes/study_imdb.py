@@ -181,11 +181,11 @@ def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
     return f"combined-{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
 
 
-def metric_scale(metric: str) -> tuple[float, str, int]:
-    """How a metric's differences are shown: (multiplier, unit, +1 if higher is better else -1)."""
+def metric_scale(metric: str) -> tuple[float, str, int, int]:
+    """How a metric's differences are shown: (multiplier, unit, +1 if higher is better else -1, decimals)."""
     if metric.endswith("loss"):
-        return 1.0, "nats", -1
-    return 100.0, "points", 1
+        return 1.0, "nats", -1, 3
+    return 100.0, "points", 1, 2
 
 
 def paired_differences(
@@ -224,7 +224,7 @@ def paired_table(records: str, train_size: int, metric: str = "test_accuracy", r
     """
     from scipy import stats
 
-    _, unit, better = metric_scale(metric)
+    _, unit, better, digits = metric_scale(metric)
     lines = [
         f"Paired against `{reference}` on `{metric}` (same seed = same data order and head initialisation):",
         "",
@@ -238,8 +238,8 @@ def paired_table(records: str, train_size: int, metric: str = "test_accuracy", r
         p_value = stats.ttest_1samp(diffs, 0.0).pvalue if len(diffs) > 1 and spread > 0 else float("nan")
         mean, low, high = mean_interval(diffs)
         lines.append(
-            f"| {arm} | {len(diffs)} | {mean:+.3g} | {spread:.2g} | {wins[0]} / {wins[1]} / {wins[2]} "
-            f"| {p_value:.3f} | [{low:+.3g}, {high:+.3g}] |"
+            f"| {arm} | {len(diffs)} | {mean:+.{digits}f} | {spread:.{digits}f} | {wins[0]} / {wins[1]} / {wins[2]} "
+            f"| {p_value:.3f} | [{low:+.{digits}f}, {high:+.{digits}f}] |"
         )
     return "\n".join(lines) + "\n"
 
@@ -268,9 +268,10 @@ def paired_plot(
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(differences)), list(differences) if axis is axes[0][0] else [])
         axis.set_ylim(len(differences) - 0.5, -0.5)
-        _, unit, better = metric_scale(metric)
-        axis.set_xlabel(f"{metric} minus baseline, same seed ({unit}; {'higher' if better > 0 else 'lower'} is better)")
-    figure.suptitle(f"train-{train_size}: per seed (dots), mean and 95% CI (square, bar)", fontsize=10)
+        _, unit, better, _ = metric_scale(metric)
+        axis.set_title(f"{metric}: {'higher' if better > 0 else 'lower'} is better", fontsize=10)
+        axis.set_xlabel(f"minus baseline, same seed ({unit})")
+    figure.suptitle(f"train-{train_size}: per seed (dots), mean and 95% CI (square, bar)", fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
