@@ -123,21 +123,29 @@ def run_seed(arm: str, seed: int, study_dir: str, records: str, corpus: dict[str
 
 
 def report(records: str) -> str:
-    """Mean ± std per arm of perplexity and test accuracy, and the per-seed paired differences."""
+    """Per arm, mean ± std of held-out perplexity, final training and held-out MLM loss (their gap shows whether
+    pre-training overfits at all) and sentiment test accuracy; then each seed side by side."""
     import compare
 
     runs = compare.load_runs([os.path.join(records, "runs")])
     by_arm: dict[str, dict[int, dict]] = {}
     for run in runs:
-        by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"]
-    lines = ["| arm | seeds | held-out MLM perplexity | sentiment test accuracy |", "| --- | --- | --- | --- |"]
+        final_loss = run["losses"][-1][1] if run["losses"] else float("nan")
+        by_arm.setdefault(run["arm"], {})[run["results"]["seed"]] = {**run["results"], "final_train_loss": final_loss}
+    columns = {
+        "perplexity": "held-out MLM perplexity",
+        "final_train_loss": "final MLM training loss",
+        "mlm_eval_loss": "held-out MLM loss",
+        "test_accuracy": "sentiment test accuracy",
+    }
+    lines = ["| arm | seeds | " + " | ".join(columns.values()) + " |", "| --- | --- |" + " --- |" * len(columns)]
     for arm, seeds in sorted(by_arm.items()):
         cells = []
-        for key in ("perplexity", "test_accuracy"):
+        for key in columns:
             values = [r[key] for r in seeds.values()]
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{statistics.fmean(values):.4g} ± {spread:.2g}")
-        lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
     if {"baseline", "sse-se-p0.1"} <= set(by_arm):
         shared = sorted(set(by_arm["baseline"]) & set(by_arm["sse-se-p0.1"]))
         lines += ["", "| seed | perplexity: baseline / SSE | test accuracy: baseline / SSE |", "| --- | --- | --- |"]
