@@ -243,15 +243,18 @@ def test_evaluation_during_training_sees_the_original_inputs(tmp_path, tiny_mode
             total += model(**batch).loss.item() * len(batch["labels"])
         return total / len(features)
 
+    tolerance = 1e-5
     model = AutoModelForSequenceClassification.from_pretrained(out / "checkpoint-2").eval()
     with torch.no_grad():
-        assert validation_loss(model) == pytest.approx(logged, abs=1e-5)
-    # The check has teeth: the same checkpoint on swapped inputs (a training-mode pass, dropout off) differs.
+        assert validation_loss(model) == pytest.approx(logged, abs=tolerance)
+    # The check has teeth: the same checkpoint on swapped inputs (a training-mode pass, dropout off) lands far
+    # outside that tolerance. (How far varies with the tiny model's vocabulary, which the WordPiece trainer
+    # does not order the same way every session: 2e-4 to 5e-3 seen, so the bar is 10 x the tolerance.)
     swapped = AutoModelForSequenceClassification.from_pretrained(
         out / "checkpoint-2", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0
     ).train()
     with patch_model(swapped, SSEConfig(p=1.0, seed=0), tokenizer=tokenizer) as handle:
-        assert abs(validation_loss(swapped) - logged) > 1e-3
+        assert abs(validation_loss(swapped) - logged) > 10 * tolerance
         assert handle.tokens_swapped > 0
 
 
