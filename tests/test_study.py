@@ -35,31 +35,34 @@ def _record(records, arm, seed, dev, test, dev_loss=None):
     )
 
 
-def test_combined_arm_is_chosen_on_dev_only(tmp_path):
-    # test accuracy favours p0.2 and NEFTune; dev favours p0.05 and label SSE: dev must decide
+@pytest.mark.parametrize(
+    ("dev_and_test", "expected_name", "expected_args"),
+    [
+        # test accuracy favours p0.2 and NEFTune; dev favours p0.05 and label SSE: dev must decide
+        (
+            {"baseline": (0.70, 0.70), "sse-se-p0.05": (0.75, 0.60), "sse-se-p0.2": (0.65, 0.90),
+             "label-sse-0.1": (0.74, 0.60), "neftune-5": (0.60, 0.95)},
+            "combined-sse-se-p0.05+label-sse-0.1",
+            ["--sse_p", "0.05", "--sse_label_p", "0.1"],
+        ),
+        # SSE-Graph is the best input SSE and the best arm overall on dev; it replaces SSE-SE, so it cannot be
+        # the "other" regulariser: the combination is SSE-Graph + the best of label SSE and NEFTune
+        (
+            {"baseline": (0.70, 0.70), "sse-se-p0.1": (0.75, 0.75), "sse-graph-p0.1": (0.80, 0.80),
+             "label-sse-0.1": (0.60, 0.60), "neftune-5": (0.72, 0.72)},
+            "combined-sse-graph-p0.1+neftune-5",
+            ["--sse_p", "0.1", "--sse_graph", "GRAPH", "--neftune_noise_alpha", "5"],
+        ),
+    ],
+    ids=["dev-decides-not-test", "sse-graph-stacks-with-neftune"],
+)  # fmt: skip
+def test_combined_arm_is_chosen_on_dev_and_stacks_only_what_stacks(tmp_path, dev_and_test, expected_name, expected_args):
     for seed in (1, 2):
-        _record(tmp_path, "baseline", seed, 0.70, 0.70)
-        _record(tmp_path, "sse-se-p0.05", seed, 0.75, 0.60)
-        _record(tmp_path, "sse-se-p0.2", seed, 0.65, 0.90)
-        _record(tmp_path, "label-sse-0.1", seed, 0.74, 0.60)
-        _record(tmp_path, "neftune-5", seed, 0.60, 0.95)
+        for arm, (dev, test) in dev_and_test.items():
+            _record(tmp_path, arm, seed, dev, test)
     name, args = study_imdb.choose_combined(str(tmp_path), 250)
-    assert name == "combined-sse-se-p0.05+label-sse-0.1"
-    assert args == ["--sse_p", "0.05", "--sse_label_p", "0.1"]
-
-
-def test_combined_arm_stacks_on_sse_graph_and_never_pairs_it_with_sse_se(tmp_path):
-    # SSE-Graph is the best input SSE and the best arm overall on dev; it replaces SSE-SE, so it cannot be
-    # the "other" regulariser: the combination is SSE-Graph + the best of label SSE and NEFTune
-    for seed in (1, 2):
-        _record(tmp_path, "baseline", seed, 0.70, 0.70)
-        _record(tmp_path, "sse-se-p0.1", seed, 0.75, 0.75)
-        _record(tmp_path, "sse-graph-p0.1", seed, 0.80, 0.80)
-        _record(tmp_path, "label-sse-0.1", seed, 0.60, 0.60)
-        _record(tmp_path, "neftune-5", seed, 0.72, 0.72)
-    name, args = study_imdb.choose_combined(str(tmp_path), 250)
-    assert name == "combined-sse-graph-p0.1+neftune-5"
-    assert args == ["--sse_p", "0.1", "--sse_graph", "GRAPH", "--neftune_noise_alpha", "5"]
+    assert name == expected_name
+    assert args == expected_args
 
 
 def test_paired_table_reports_differences_per_seed(tmp_path):
