@@ -180,6 +180,13 @@ def set_label_mapping(config: PretrainedConfig, labels: LabelSpace) -> None:
     config.id2label = dict(enumerate(labels.names))
 
 
+def has_labels(dataset, label_column: str) -> bool:
+    """True when a test split carries real labels (GLUE's Hub test splits hold -1 placeholders: not labels)."""
+    if label_column not in dataset.column_names:
+        return False
+    return any(value is not None and value != -1 and value != "-1" for value in dataset[label_column])
+
+
 def _select(dataset, limit: int | None):
     return dataset if limit is None else dataset.select(range(min(limit, len(dataset))))
 
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise ValueError(f"{flag} needs {role} data, but none was found in {sorted(sources.values())}: pass {option}.")
     raw = DatasetDict({role: raw[role] for role in raw if role in wanted})
     label_column = data_args.label_column_name
-    labelled = [role for role in raw if not role.startswith("predict")]
+    labelled = [role for role in raw if not role.startswith("predict") or has_labels(raw[role], label_column)]
     text_columns = resolve_text_columns(
         {role: raw[role].column_names for role in raw},
         sources,
@@ -352,8 +359,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # ----- predict -------------------------------------------------------------------------------
     if training_args.do_predict:
         for role in [r for r in prepared if r.startswith("predict")]:
-            dataset = prepared[role].remove_columns([c for c in ("labels",) if c in prepared[role].column_names])
-            logits = trainer.predict(dataset, metric_key_prefix=role).predictions
+            output = trainer.predict(prepared[role], metric_key_prefix=role)  # scored when it has labels
+            logits = output.predictions
+            if role in labelled:
+                metrics = {**output.metrics, f"{role}_samples": len(prepared[role])}
+                trainer.log_metrics(role, metrics)
+                trainer.save_metrics(role, metrics)
+                results.update(metrics)
             predictions = predictions_from_logits(logits, labels.is_regression)
             if trainer.is_world_process_zero():
                 path = os.path.join(training_args.output_dir, f"{role}_results_{results['task']}.txt")

@@ -11,7 +11,7 @@ from .sampling import (
     swap_uniform,
     swap_uniform_reference,
 )
-from .schedule import SCHEDULES, schedule_factor
+from .schedule import SCHEDULES, adaptive_factor, schedule_factor
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "SSEConfig",
     "SSEGraph",
     "SSEHandle",
+    "adaptive_factor",
     "candidate_positions",
     "get_handle",
     "patch_model",

@@ -55,6 +55,7 @@ class SSECallback(TrainerCallback, ExportableState):
         # per role: [seen, eligible, swapped] of earlier train() runs and checkpoints (restored on resume)
         self._previous: dict[str, list[int]] = {}
         self._logged: dict[str, tuple[int, int]] = {}  # per role: eligible, swapped at the previous log
+        self._adaptive: dict | None = None  # the adaptive schedule's reference loss and factor (kept on resume)
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -68,7 +69,11 @@ class SSECallback(TrainerCallback, ExportableState):
         self._logged = {}
         stored = (state.stateful_callbacks or {}).get(type(self).__name__)
         if isinstance(stored, dict):
-            self._previous = {role: list(c) for role, c in stored.get("attributes", {}).get("counts", {}).items()}
+            attributes = stored.get("attributes", {})
+            self._previous = {role: list(c) for role, c in attributes.get("counts", {}).items()}
+            self._restore_adaptive(attributes.get("adaptive"))
+        elif self._adaptive is not None:  # a second train() on the same callback continues where the first stopped
+            self._restore_adaptive(self._adaptive)
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
@@ -84,6 +89,8 @@ class SSECallback(TrainerCallback, ExportableState):
         metrics = self._interval_metrics()
         if "train_loss" in logs:
             metrics["sse/swap_rate"] = self.swap_rate
+        elif isinstance(logs.get("loss"), (int, float)):
+            self.handle.observe_loss(logs["loss"])  # the adaptive schedule's p for the next interval
         logs.update(metrics)
         # Trainer copies `logs` into log_history before callbacks run: update that copy as well.
         if state.log_history and state.log_history[-1].get("step") == state.global_step:
@@ -127,11 +134,36 @@ class SSECallback(TrainerCallback, ExportableState):
             handler.callbacks.remove(self)
             handler.callbacks.insert(0, self)
 
+    def _adaptive_state(self) -> dict | None:
+        """The adaptive schedule's reference loss and current factor, or None for other schedules."""
+        if self.config.p_schedule != "adaptive":
+            return None
+        if self.handle is None:
+            return self._adaptive
+        return {"reference_loss": self.handle.reference_loss, "factor": self.handle.factor}
+
+    def _restore_adaptive(self, stored: Any) -> None:
+        """Continue the adaptive schedule of a checkpoint (or an earlier train()) where it stopped."""
+        if self.config.p_schedule != "adaptive" or stored is None:
+            return
+        reference, factor = (stored.get(k) if isinstance(stored, dict) else None for k in ("reference_loss", "factor"))
+        if not (reference is None or isinstance(reference, (int, float))) or not isinstance(factor, (int, float)) or (
+            not 0.0 <= factor <= 1.0
+        ):
+            raise ValueError(
+                f"The checkpoint's SSECallback state has an invalid adaptive schedule {stored!r} (expected "
+                "reference_loss: a number or null, factor: a number in [0, 1]). Resume from another checkpoint, or "
+                "remove the SSECallback entry from its trainer_state.json to restart the schedule."
+            )
+        self.handle.reference_loss = None if reference is None else float(reference)
+        self.handle.factor = float(factor)
+
     def remove(self) -> None:
         """Remove the hooks now (idempotent), keeping the run's counts in `stats`."""
         if self.handle is None:
             return
         self._previous = self._counts()
+        self._adaptive = self._adaptive_state()
         self.handle.remove()
         self.handle = None
 
@@ -177,4 +209,7 @@ class SSECallback(TrainerCallback, ExportableState):
 
     # ----- checkpoint state (ExportableState) -------------------------------------------------
     def state(self) -> dict:
-        return {"args": {"config": self.config.to_dict()}, "attributes": {"counts": self._counts()}}
+        attributes = {"counts": self._counts()}
+        if self.config.p_schedule == "adaptive":
+            attributes["adaptive"] = self._adaptive_state()
+        return {"args": {"config": self.config.to_dict()}, "attributes": attributes}

@@ -74,12 +74,28 @@ class SSEConfig:
         default="constant",
         metadata={
             "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}. The scheduled "
-            "value is p times a factor driven by the trainer's step and total steps."
+            "value is p times a factor driven by the trainer's step and total steps, or, for 'adaptive', by the "
+            "training loss: 0 while the loss is above adaptive_start x its first logged value (under-fitting), "
+            "rising to 1 at adaptive_full x that value (fitting closely)."
         },
     )
     p_warmup_ratio: float = field(
         default=0.0,
         metadata={"help": "Fraction of the total steps over which the p factor rises linearly from 0 to 1."},
+    )
+    adaptive_start: float = field(
+        default=0.5,
+        metadata={
+            "help": "p_schedule='adaptive': the training loss, as a fraction of its first logged value, below which "
+            "p starts to rise from 0."
+        },
+    )
+    adaptive_full: float = field(
+        default=0.1,
+        metadata={
+            "help": "p_schedule='adaptive': the training loss, as a fraction of its first logged value, at and "
+            "below which the full p applies. Must be below adaptive_start."
+        },
     )
     exclude_token_ids: list[int] = field(
         default_factory=list,
@@ -123,6 +139,15 @@ class SSEConfig:
             raise ValueError(f"SSEConfig.p_warmup_ratio must be in [0, 1), got {self.p_warmup_ratio!r}.")
         if self.p_schedule == "linear_warmup" and self.p_warmup_ratio == 0:
             raise ValueError("SSEConfig.p_schedule='linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
+        for name in ("adaptive_start", "adaptive_full"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ValueError(f"SSEConfig.{name} must be a fraction in (0, 1], got {value!r}.")
+        if self.adaptive_full >= self.adaptive_start:
+            raise ValueError(
+                f"SSEConfig.adaptive_full ({self.adaptive_full}) must be below adaptive_start ({self.adaptive_start}): "
+                "p rises as the training loss falls from the one to the other."
+            )
         self.exclude_token_ids = list(self.exclude_token_ids)
         for token_id in self.exclude_token_ids:
             if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:

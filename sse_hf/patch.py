@@ -20,7 +20,7 @@ from .config import SSEConfig, _check_probability
 from .graph import SSEGraph, prepare_graph
 from .samplers import GraphSampler, UniformSampler
 from .sampling import swap_labels
-from .schedule import schedule_factor
+from .schedule import adaptive_factor, schedule_factor
 from .vocabulary import Vocabulary, resolve_vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -153,7 +153,8 @@ class SSEHandle:
         self.config = config
         self.vocabulary = vocabulary
         self.enabled = True
-        self.factor = 1.0  # the schedule's multiplier of every configured p
+        self.factor = 0.0 if config.p_schedule == "adaptive" else 1.0  # the schedule's multiplier of every p
+        self.reference_loss: float | None = None  # the adaptive schedule's first observed training loss
         self.num_labels: int | None = None
         self._wrapper = wrapper if wrapper is not None else model
         self._lookups: list[_Lookup] = []
@@ -233,7 +234,24 @@ class SSEHandle:
 
     def set_step(self, step: int, total_steps: int) -> float:
         """Apply the configured p schedule at optimizer step `step` of `total_steps`; returns the factor."""
-        self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
+        if self.config.p_schedule != "adaptive":
+            self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
+        return self.factor
+
+    def observe_loss(self, loss: float) -> float:
+        """Feed the training loss to the 'adaptive' schedule (the first value is its reference); returns the factor.
+
+        `SSECallback` does this at every Trainer log; in a plain training loop call it every few steps with the
+        mean training loss since the previous call. Other schedules ignore it.
+        """
+        if self.config.p_schedule != "adaptive":
+            return self.factor
+        loss = float(loss)
+        if self.reference_loss is None:
+            if not (loss > 0 and loss != float("inf")):
+                return self.factor  # no usable reference yet (nan, inf or 0): keep p where it is
+            self.reference_loss = loss
+        self.factor = adaptive_factor(loss, self.reference_loss, self.config.adaptive_start, self.config.adaptive_full)
         return self.factor
 
     # ----- statistics -------------------------------------------------------------------------

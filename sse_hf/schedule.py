@@ -1,10 +1,16 @@
-"""Schedules for the swap probability: a factor in [0, 1] that multiplies every configured p."""
+"""Schedules for the swap probability: a factor in [0, 1] that multiplies every configured p.
+
+Step schedules (`schedule_factor`) follow the trainer's step; the `adaptive` schedule
+(`adaptive_factor`) follows the training loss instead, so that p stays near 0 while the model
+under-fits and rises as it starts to fit its training data closely (the regime where SSE helps).
+"""
 
 from __future__ import annotations
 
 import math
 
-SCHEDULES = ("constant", "linear_warmup", "linear_decay", "cosine")
+STEP_SCHEDULES = ("constant", "linear_warmup", "linear_decay", "cosine")
+SCHEDULES = (*STEP_SCHEDULES, "adaptive")
 
 
 def schedule_factor(schedule: str, step: int, total_steps: int, warmup_ratio: float = 0.0) -> float:
@@ -14,6 +20,8 @@ def schedule_factor(schedule: str, step: int, total_steps: int, warmup_ratio: fl
     linear_decay and cosine: the same warm-up (if any), then fall to 0 at `total_steps`,
     linearly or along a half cosine, like the learning-rate schedules of the same names.
     """
+    if schedule == "adaptive":
+        raise ValueError("The 'adaptive' p schedule follows the training loss, not the step: use adaptive_factor.")
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown p schedule {schedule!r}. Choose one of {list(SCHEDULES)}.")
     if schedule == "constant":
@@ -30,3 +38,16 @@ def schedule_factor(schedule: str, step: int, total_steps: int, warmup_ratio: fl
     if schedule == "linear_decay":
         return 1.0 - progress
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def adaptive_factor(loss: float, reference_loss: float, start: float, full: float) -> float:
+    """The multiplier of p when the training loss is `loss` and was `reference_loss` at the start.
+
+    While the loss is above `start` x reference the model still under-fits: 0. It rises linearly as the
+    loss falls and is 1 once the loss is at or below `full` x reference (the model fits its training
+    data closely). The swap itself raises the training loss, so p settles where the two balance.
+    """
+    if not (math.isfinite(loss) and math.isfinite(reference_loss)) or reference_loss <= 0:
+        return 0.0
+    ratio = loss / reference_loss
+    return min(1.0, max(0.0, (start - ratio) / (start - full)))

@@ -184,6 +184,7 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
     lines = (out / "predict_results_local.txt").read_text().splitlines()
     assert lines[0] == "index\tprediction" and len(lines) == 17
     assert {line.split("\t")[1] for line in lines[1:]} <= {"negative", "positive"}
+    assert not any(key.startswith("predict_") for key in results)  # the test file has no labels: nothing to score
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in entry and "sse/swap_rate" in entry for entry in history)
 
@@ -387,3 +388,18 @@ def test_label_sse_and_schedule_options_reach_the_run(tmp_path, tiny_model_dir, 
     history = json.loads((tmp_path / "label" / "trainer_state.json").read_text())["log_history"]
     logged_p = [entry["sse/p"] for entry in history if "loss" in entry]
     assert logged_p[0] == pytest.approx(0.2) and logged_p == sorted(logged_p, reverse=True)
+
+
+def test_labelled_test_file_is_scored_with_loss_and_metrics(tmp_path, tiny_model_dir, sentiment_files):
+    """A --test_file with labels gets predict_* metrics and loss, the same as evaluating it as validation data."""
+    out = tmp_path / "run"
+    results = run_glue.main(
+        ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+         "--validation_file", sentiment_files["validation"], "--test_file", sentiment_files["validation"],
+         "--do_train", "--do_eval", "--do_predict", "--sse_p", "0.1", *fast_args(out)]
+    )  # fmt: skip
+    for name in ("loss", "accuracy", "f1"):
+        assert results[f"predict_{name}"] == pytest.approx(results[f"eval_{name}"], abs=1e-6), name
+    assert results["predict_samples"] == 24
+    assert json.loads((out / "predict_results.json").read_text())["predict_accuracy"] == results["predict_accuracy"]
+    assert len((out / "predict_results_local.txt").read_text().splitlines()) == 25
