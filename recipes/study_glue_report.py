@@ -1,0 +1,145 @@
+"""The GLUE study's report: per task and for the GLUE-4 mean, each arm against the baseline and NEFTune.
+
+Reads the compact records that `study_glue.py` keeps and writes `report.md` (tables) and one PNG per task
+(paired differences per seed). The task score is GLUE's: the mean of the task's metrics (MRPC: F1 and
+accuracy; STS-B: Pearson and Spearman), in points; GLUE-4 is the mean of the four task scores per seed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+import study_glue
+import study_imdb
+
+METRICS = {"rte": ("accuracy",), "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearmanr"), "cola": ("matthews_correlation",)}
+
+
+def task_score(results: dict, task: str, split: str = "eval") -> float:
+    """GLUE's score of one run in points: the mean of the task's metrics on `split` (eval = GLUE dev)."""
+    return 100 * statistics.fmean(results[f"{split}_{metric}"] for metric in METRICS[task])
+
+
+def per_seed(records: str, split: str = "eval") -> dict[str, dict[str, dict[int, tuple[float, float]]]]:
+    """task (and "glue4") -> arm -> seed -> (score in points, loss) on `split`."""
+    table: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
+    for task in study_glue.TASKS:
+        table[task] = {
+            arm: {seed: (task_score(r, task, split), r[f"{split}_loss"]) for seed, r in runs.items()}
+            for arm, runs in study_glue.load(records, task).items()
+        }
+    glue4: dict[str, dict[int, tuple[float, float]]] = {}
+    for arm in set.intersection(*(set(table[task]) for task in study_glue.TASKS)):
+        seeds = set.intersection(*(set(table[task][arm]) for task in study_glue.TASKS))
+        glue4[arm] = {
+            seed: (statistics.fmean(table[task][arm][seed][0] for task in study_glue.TASKS), float("nan"))
+            for seed in sorted(seeds)
+        }
+    table["glue4"] = glue4
+    return table
+
+
+def paired(values: dict[int, tuple[float, float]], reference: dict[int, tuple[float, float]], which: int):
+    """Same-seed differences (arm minus reference) of the score (which=0) or the loss (which=1)."""
+    seeds = sorted(set(values) & set(reference))
+    return [values[s][which] - reference[s][which] for s in seeds]
+
+
+def _interval(diffs: list[float], digits: int) -> str:
+    if not diffs:
+        return "-"
+    mean, low, high = study_imdb.mean_interval(diffs)
+    if len(diffs) < 2:
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _ahead(diffs: list[float], better: int) -> str:
+    return f"{sum(better * d > 0 for d in diffs)}/{len(diffs)}" if diffs else "-"
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    values = [v for v in values if v == v]  # drop nan
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def task_table(name: str, arms: dict[str, dict[int, tuple[float, float]]]) -> str:
+    """One markdown table: per arm, score and loss on GLUE dev, and paired differences with 95% CIs."""
+    base, neftune = arms.get("baseline", {}), arms.get("neftune-5", {})
+    has_loss = name != "glue4"
+    lines = [
+        f"#### {name}",
+        "",
+        "| arm | seeds | score (points) | vs baseline: diff [95% CI], seeds ahead | vs NEFTune: diff [95% CI], seeds ahead"
+        + (" | dev loss | loss vs baseline [95% CI], seeds lower |" if has_loss else " |"),
+        "| --- | --- | --- | --- | ---" + (" | --- | --- |" if has_loss else " |"),
+    ]
+    for arm in [a for a in study_glue.ARMS if a in arms]:
+        values = arms[arm]
+        row = [arm, str(len(values)), _mean_std([v[0] for v in values.values()], 2)]
+        for reference, label in ((base, "baseline"), (neftune, "neftune-5")):
+            diffs = paired(values, reference, 0) if arm != label else []
+            row.append(f"{_interval(diffs, 2)}, {_ahead(diffs, 1)}" if diffs else "-")
+        if has_loss:
+            row.append(_mean_std([v[1] for v in values.values()], 3))
+            diffs = paired(values, base, 1) if arm != "baseline" else []
+            row.append(f"{_interval(diffs, 3)}, {_ahead(diffs, -1)}" if diffs else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) -> str:
+    """Per arm, each seed's difference from the baseline (dots) with the mean and 95% CI; score and loss panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = arms.get("baseline", {})
+    shown = [a for a in study_glue.ARMS if a in arms and a != "baseline"]
+    panels = [(0, "GLUE score (points): higher is better")] + ([(1, "dev loss: lower is better")] if name != "glue4" else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(shown) + 1.4), squeeze=False)
+    for axis, (which, title) in zip(axes[0], panels):
+        for row, arm in enumerate(shown):
+            diffs = paired(arms[arm], base, which)
+            if not diffs:
+                continue
+            mean, low, high = study_imdb.mean_interval(diffs)
+            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
+            if len(diffs) > 1:
+                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
+            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+        axis.axvline(0, color="black", linewidth=0.8)
+        axis.set_yticks(range(len(shown)), shown if which == 0 else [])
+        axis.set_ylim(len(shown) - 0.5, -0.5)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("minus baseline, same seed")
+    figure.suptitle(f"{name} (GLUE dev), train-{study_glue.TRAIN_SIZE}: per seed, mean and 95% CI", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def report(records: str, output_dir: str) -> str:
+    """Write report.md and the plots; return the markdown."""
+    os.makedirs(output_dir, exist_ok=True)
+    dev, choice = per_seed(records, "eval"), per_seed(records, "predict")
+    parts = [
+        "### GLUE dev (reported only; no choice was made on it)\n",
+        *(task_table(name, dev[name]) for name in (*study_glue.TASKS, "glue4") if dev[name]),
+        "### Choice split (carved from the training files; the best arm is chosen here)\n",
+        *(task_table(name, choice[name]) for name in (*study_glue.TASKS, "glue4") if choice[name]),
+    ]
+    for name in (*study_glue.TASKS, "glue4"):
+        if dev[name]:
+            plot(name, dev[name], os.path.join(output_dir, f"paired-{name}.png"))
+    text = "\n".join(parts)
+    with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(text)
+    return text
