@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the sibling modules impor
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from data_sources import load_hub_dataset, load_local_files  # noqa: E402
+from glue_files import load_glue_folder  # noqa: E402
 from glue_metrics import default_metrics, metric_function, predictions_from_logits  # noqa: E402
 from glue_tasks import (  # noqa: E402
     TASKS,
@@ -100,6 +101,13 @@ class DataTrainingArguments:
         metadata={"help": "Hub data set name; defaults to the task's (nyu-mll/glue, stanfordnlp/imdb). 'glue' works too."},
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration name."})
+    glue_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A classic glue_data folder of original GLUE TSVs (glue_data, or glue_data/RTE): train.tsv, dev.tsv "
+            "and test.tsv in each task's own layout. Needs --task_name."
+        },
+    )
     train_file: str | None = field(default=None, metadata={"help": "Local training data: csv, tsv, json or jsonl."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation data: csv, tsv, json or jsonl."})
     validation_mismatched_file: str | None = field(
@@ -126,6 +134,14 @@ class DataTrainingArguments:
         if self.task_name is not None:
             self.task_name = get_task(self.task_name).name
         local = [self.train_file, self.validation_file, self.test_file]
+        if self.glue_dir is not None:
+            if self.task_name is None:
+                raise ValueError(f"--glue_dir {self.glue_dir} needs --task_name: which GLUE task's folder to read.")
+            if any(local) or self.dataset_name is not None:
+                raise ValueError(
+                    "--glue_dir reads train, dev and test files from the GLUE folder: drop --train_file, "
+                    "--validation_file, --test_file and --dataset_name, or drop --glue_dir."
+                )
         if self.task_name is None and self.dataset_name is None and not any(local):
             raise ValueError(
                 f"Nothing to train on: pass --task_name ({', '.join(TASKS)}), --dataset_name, or local files with "
@@ -142,6 +158,8 @@ def load_raw_data(data_args: DataTrainingArguments, task: TaskSpec | None, cache
         "predict": (data_args.test_file, "--test_file"),
     }
     local = {role: entry for role, entry in local.items() if entry[0]}
+    if data_args.glue_dir is not None:
+        return load_glue_folder(data_args.glue_dir, task.name, {"train", "eval", "predict"})
     if local:
         raw = load_local_files(local, LOCAL_EXTENSIONS, cache_dir=cache_dir)
         return raw, {role: f"{option} {path}" for role, (path, option) in local.items()}
