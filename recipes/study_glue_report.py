@@ -7,11 +7,17 @@ accuracy; STS-B: Pearson and Spearman), in points; GLUE-4 is the mean of the fou
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
+import sys
 
-import study_glue
-import study_imdb
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import study_glue  # noqa: E402
+import study_imdb  # noqa: E402
+
+REPORT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "study", "glue")
 
 METRICS = {"rte": ("accuracy",), "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearmanr"), "cola": ("matthews_correlation",)}
 
@@ -143,3 +149,15 @@ def report(records: str, output_dir: str) -> str:
         handle.write(text)
     print(text)
     return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", default=study_glue.RECORDS_DIR, help="the study's compact run records")
+    parser.add_argument("--report_dir", default=REPORT_DIR, help="where report.md and the plots go")
+    args = parser.parse_args(argv)
+    report(args.records, args.report_dir)
+
+
+if __name__ == "__main__":
+    main()
