@@ -132,7 +132,7 @@ def summarise(runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         summary["arms"][arm] = {
             "runs": len(arm_runs),
             "seeds": [run["results"].get("seed") for run in arm_runs],
-            "dirs": [run["dir"] for run in arm_runs],
+            "dirs": [run["dir"] for run in arm_runs],  # made relative to the output folder when written
             "stats": stats,
         }
     return summary
@@ -210,8 +210,10 @@ def compare(paths: Sequence[str], output_dir: str, metric: str | None = None) ->
     table = markdown_table(summary)
     with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as handle:
         handle.write("# SSE comparison\n\n" + table)
+    written = {**summary, "arms": {arm: {**entry, "dirs": [os.path.relpath(d, output_dir) for d in entry["dirs"]]}
+                                   for arm, entry in summary["arms"].items()}}  # fmt: skip
     with open(os.path.join(output_dir, "comparison.json"), "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)
+        json.dump(written, handle, indent=2)  # run folders relative to it: no machine paths
     plot(runs, summary, os.path.join(output_dir, "comparison.png"))
     print(table)
     print(f"Wrote comparison.md, comparison.json and comparison.png to {output_dir}")

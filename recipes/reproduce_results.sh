@@ -3,11 +3,13 @@
 # pre-training study (both as WORKERS one-thread processes), then the cost benchmark, which wants the
 # machine to itself. Resumable: runs already recorded under docs/study/ are skipped.
 #
-#   bash recipes/reproduce_results.sh                       # DATA=../shared/data/imdb-2000.csv WORKERS=2
+#   DATA=path/to/imdb-2000.csv GLUE_DIR=path/to/glue bash recipes/reproduce_results.sh    # WORKERS=2 by default
+#   (GLUE_DIR holds <task>_train.csv and <task>_validation.csv for rte, mrpc, stsb and cola)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-DATA=${DATA:-../shared/data/imdb-2000.csv}
+DATA=${DATA:?set DATA to the imdb-2000.csv file, e.g. DATA=../shared/data/imdb-2000.csv}
+GLUE_DIR=${GLUE_DIR:?set GLUE_DIR to the folder of GLUE CSVs, e.g. GLUE_DIR=../shared/data/glue}
 WORKERS=${WORKERS:-2}
 LOGS=outputs/logs
 mkdir -p "$LOGS"
@@ -31,4 +33,8 @@ in_parallel combined python recipes/study_imdb.py combined --train_size 250 --se
 python recipes/study_imdb.py report --train_size 250
 in_parallel pretrain python recipes/study_pretrain.py run --seeds 1 2 3
 python recipes/study_pretrain.py report
+python recipes/study_glue.py split --glue_dir "$GLUE_DIR"
+in_parallel glue python recipes/study_glue.py finetune --seeds 1 2 3
+in_parallel glue-extra python recipes/study_glue.py extra
+python recipes/study_glue_report.py
 python recipes/benchmark.py --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md

@@ -119,7 +119,6 @@ def run_one(task: str, arm: str, seed: int, study_dir: str, records: str) -> Non
             "--seed", str(seed), "--output_dir", run_dir,
         ]
     )  # fmt: skip
-    results["model_name_or_path"] = "all-MiniLM-L6-v2"  # no machine paths in committed records
     results.update({"arm": arm, "train_size": TRAIN_SIZE, "study": "glue"})
     study_imdb.save_record(target, results, run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)

@@ -31,7 +31,6 @@ sys.path.insert(0, HERE)
 
 import compare  # noqa: E402
 
-DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "imdb-2000.csv")
 STUDY_DIR = os.path.join(HERE, "..", "outputs", "study")  # scratch: models and full run folders (git-ignored)
 RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "runs")  # committed ledger
 
@@ -118,11 +117,31 @@ def record_dir(records: str, train_size: int, arm: str, seed: int) -> str:
     return os.path.join(records, f"train-{train_size}", arm, f"seed-{seed}")
 
 
+REPO_ROOT = os.path.dirname(HERE)
+
+
+def portable(results: dict) -> dict:
+    """The results with no path of this machine: the shipped checkpoint by its name, files inside the
+    repository relative to its root, other absolute paths by their last part."""
+    shown = {}
+    for key, value in results.items():
+        if isinstance(value, str) and os.path.isabs(value):
+            path = os.path.normpath(value)
+            if key == "model_name_or_path" and os.path.basename(path) == "model" and "minilm" in path.lower():
+                value = "all-MiniLM-L6-v2"
+            elif path.startswith(os.path.normpath(REPO_ROOT) + os.sep):
+                value = os.path.relpath(path, REPO_ROOT)
+            else:
+                value = os.path.basename(path)
+        shown[key] = value
+    return shown
+
+
 def save_record(target: str, results: dict, run_dir: str) -> None:
-    """Keep a run's compact record: its results and the loss log of its trainer_state.json."""
+    """Keep a run's compact record: its results (without machine paths) and the loss log of its trainer_state.json."""
     os.makedirs(target, exist_ok=True)
     with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
+        json.dump(portable(results), handle, indent=2, sort_keys=True)
     with open(os.path.join(run_dir, "trainer_state.json"), encoding="utf-8") as handle:
         history = json.load(handle)["log_history"]
     with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
@@ -313,7 +332,7 @@ def study_jobs(seeds: list[int], arms: list[str], shard: tuple[int, int] = (0, 1
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("split", "graph", "finetune", "combined", "report"))
-    parser.add_argument("--data", default=DEFAULT_DATA, help="the imdb-2000.csv file (columns text,label)")
+    parser.add_argument("--data", help="the imdb-2000.csv file (columns text,label); needed by the split step")
     parser.add_argument("--train_size", type=int, default=250, choices=(250, 1000))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--arms", nargs="+", default=list(BASE_ARMS), choices=list(BASE_ARMS))
@@ -329,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     if args.step == "split":
+        if not args.data:
+            parser.error("split needs --data: the imdb-2000.csv file (columns text,label)")
         split(args.data, args.study_dir)
     elif args.step == "graph":
         build_graph(args.study_dir)

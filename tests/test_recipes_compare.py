@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 
 import pytest
@@ -47,7 +48,9 @@ def test_collect_writes_mean_and_std_per_arm_and_a_plot(tmp_path):
     assert "eval_runtime" not in summary["columns"] and "eval_samples" not in summary["columns"]
     table = (report / "comparison.md").read_text()
     assert "| baseline | 2 | 0.6 ± 0.14 |" in table and "| sse | 2 | 0.85 ± 0.071 |" in table
-    assert json.loads((report / "comparison.json").read_text())["arms"]["sse"]["seeds"] == [1, 2]
+    written = json.loads((report / "comparison.json").read_text())["arms"]["sse"]
+    assert written["seeds"] == [1, 2]
+    assert all(not os.path.isabs(d) and (report / d / "all_results.json").is_file() for d in written["dirs"])
     assert (report / "comparison.png").read_bytes()[:8] == PNG_MAGIC
     assert compare.training_losses(str(tmp_path / "runs" / "sse" / "seed-1")) == [(10, 0.9), (20, 0.8), (30, 0.7)]
 

