@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from typing import Any
 
 from transformers import TrainerCallback
@@ -30,6 +31,53 @@ def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
     finally:
         del frame
     return None
+
+
+class _StatsView(dict):
+    """`SSECallback.stats` as a dict that is also callable: `stats()` is the API (as on `SSEHandle`); indexing
+    `stats` directly still works for code written when it was a property, with a DeprecationWarning."""
+
+    def __call__(self) -> dict[str, dict[str, float]]:
+        return dict.copy(self)
+
+    def _deprecated(name):
+        def method(self, *args, **kwargs):
+            warnings.warn(
+                "SSECallback.stats is a method now, like SSEHandle.stats(): call callback.stats().",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(dict, name)(self, *args, **kwargs)
+
+        return method
+
+    for _name in ("__getitem__", "__iter__", "__contains__", "__len__", "keys", "values", "items", "get"):
+        locals()[_name] = _deprecated(_name)
+    del _name, _deprecated
+
+
+def _stored_counts(stored: Any) -> dict[str, list[int]]:
+    """The counts an SSECallback saved in a checkpoint's trainer_state.json; a clear error if they are corrupted."""
+    if stored is None:
+        return {}
+    attributes = stored.get("attributes", {}) if isinstance(stored, dict) else None
+    counts = attributes.get("counts", {}) if isinstance(attributes, dict) else None
+    valid = isinstance(counts, dict) and all(
+        isinstance(role, str)
+        and isinstance(values, list)
+        and len(values) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        and values[2] <= values[1] <= values[0]
+        for role, values in counts.items()
+    )
+    if not valid:
+        raise ValueError(
+            "The checkpoint's trainer_state.json holds a corrupted SSECallback state: "
+            "stateful_callbacks.SSECallback.attributes.counts must map each role to [tokens_seen, tokens_eligible, "
+            f"tokens_swapped] (non-negative integers, seen >= eligible >= swapped), got {stored!r}. Restore the file "
+            "from the checkpoint you saved, or delete the SSECallback entry to restart the SSE counts from zero."
+        )
+    return {role: list(values) for role, values in counts.items()}
 
 
 class SSECallback(TrainerCallback, ExportableState):
@@ -59,6 +107,7 @@ class SSECallback(TrainerCallback, ExportableState):
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
+        stored = _stored_counts((state.stateful_callbacks or {}).get(type(self).__name__))  # before any change
         if not _is_tokenizer(tokenizer):
             tokenizer = None
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
@@ -66,9 +115,8 @@ class SSECallback(TrainerCallback, ExportableState):
         self.handle = patch_model(model, self.config, tokenizer=tokenizer, replace=left_behind)
         self.handle.set_step(state.global_step, state.max_steps)
         self._logged = {}
-        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
-        if isinstance(stored, dict):
-            self._previous = {role: list(c) for role, c in stored.get("attributes", {}).get("counts", {}).items()}
+        if stored:
+            self._previous = stored
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
@@ -128,7 +176,7 @@ class SSECallback(TrainerCallback, ExportableState):
             handler.callbacks.insert(0, self)
 
     def remove(self) -> None:
-        """Remove the hooks now (idempotent), keeping the run's counts in `stats`."""
+        """Remove the hooks now (idempotent), keeping the run's counts in `stats()`."""
         if self.handle is None:
             return
         self._previous = self._counts()
@@ -145,9 +193,10 @@ class SSECallback(TrainerCallback, ExportableState):
         return counts
 
     @property
-    def stats(self) -> dict[str, dict[str, float]]:
-        """Per role (input/encoder/decoder, labels, tables): tokens seen, eligible, swapped and the rate."""
-        return {
+    def stats(self) -> _StatsView:
+        """Call it: `callback.stats()`, per role (input/encoder/decoder, labels, tables), tokens seen, eligible, swapped
+        and the rate over all training so far, like `SSEHandle.stats()` (plain indexing is deprecated)."""
+        return _StatsView({
             role: {
                 "tokens_seen": seen,
                 "tokens_eligible": eligible,
@@ -155,7 +204,7 @@ class SSECallback(TrainerCallback, ExportableState):
                 "swap_rate": swapped / eligible if eligible else 0.0,
             }
             for role, (seen, eligible, swapped) in self._counts().items()
-        }
+        })
 
     @property
     def totals(self) -> list[int]:

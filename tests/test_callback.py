@@ -218,7 +218,7 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     table = "bert.embeddings.token_type_embeddings"
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert all(entry["sse/labels/p"] == 0.5 and f"sse/{table}/swap_rate" in entry for entry in step_logs)
-    stats = callback.stats
+    stats = callback.stats()
     assert set(stats) == {"input", "labels", table}
     assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
     assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
