@@ -251,3 +251,46 @@ def test_torch_compile_sees_the_hooks_and_their_removal(tokenizer, order):
     compiled(input_ids=ids)
     assert torch.equal(records[-1], ids)
     torch._dynamo.reset()
+
+
+def _outcome(model, ids):
+    """What one training forward does with `ids`: ("ok", looked-up ids) or (error type, message)."""
+    records, hook = record_lookups(model.get_input_embeddings())
+    try:
+        model.train()(input_ids=ids)
+    except Exception as error:  # noqa: BLE001  (the test compares whatever the plain model raises)
+        return type(error).__name__, str(error)
+    finally:
+        hook.remove()
+    return "ok", records[-1]
+
+
+ID_CASES = {
+    "negative": torch.tensor([[-1, -2, -999]]),
+    "one negative among words": torch.tensor([[5, 9, -1, 12, 6]]),
+    "past the table": torch.tensor([[5, 9, 64, 6]]),
+    "far past the table": torch.tensor([[5, 9, 10**6, 6]]),
+    "uint8": word_ids().to(torch.uint8),
+    "int16": word_ids().to(torch.int16),
+    "bool": word_ids() > 20,
+    "float": word_ids().float(),
+    "1-D": word_ids()[0],
+    "non-contiguous": word_ids(cols=24)[:, ::2],
+}
+
+
+@pytest.mark.parametrize("method", ["se", "graph"])
+@pytest.mark.parametrize("case", list(ID_CASES))
+def test_patched_model_fails_exactly_where_the_plain_one_fails(tokenizer, case, method):
+    ids = ID_CASES[case]
+    plain = _outcome(tiny_bert(), ids.clone())
+    model = tiny_bert()
+    graph = {token: [token + 1] for token in range(8, 47)} if method == "graph" else None
+    patch_model(model, p=1.0, tokenizer=tokenizer, graph=graph)
+    patched = _outcome(model, ids.clone())
+    assert patched[0] == plain[0], (plain, patched)
+    if plain[0] == "ok":
+        swappable = (ids >= 8) & (ids < 47) if method == "graph" else (ids >= 8) & (ids < 48)
+        assert torch.equal(patched[1] != ids, swappable) and patched[1].dtype == ids.dtype
+    else:
+        assert patched[1] == plain[1]
