@@ -37,8 +37,12 @@ class _StatsView(dict):
     """`SSECallback.stats` as a dict that is also callable: `stats()` is the API (as on `SSEHandle`); indexing
     `stats` directly still works for code written when it was a property, with a DeprecationWarning."""
 
+    def __init__(self, stats: dict[str, dict[str, float]]):
+        super().__init__(stats)
+        self._stats = stats
+
     def __call__(self) -> dict[str, dict[str, float]]:
-        return dict.copy(self)
+        return self._stats
 
     def _deprecated(name):
         def method(self, *args, **kwargs):

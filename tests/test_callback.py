@@ -1,6 +1,7 @@
 """SSECallback inside a real Trainer: patch, log, save, resume, and leave nothing behind."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -222,3 +223,32 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     assert set(stats) == {"input", "labels", table}
     assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
     assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
+
+
+@pytest.mark.parametrize("seed", [None, 123])
+def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, seed):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import resume_run
+
+    straight_model, straight_cb, straight = resume_run.train(str(tmp_path / "straight"), seed)
+    out = tmp_path / "killed"
+    script = Path(resume_run.__file__)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, str(script), str(out), str(seed).lower(), str(resume_run.KILL_AT)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == -9, done.stderr[-3000:]  # killed by SIGKILL at step 13, after checkpoint-8
+    assert (out / "checkpoint-8").is_dir() and not (out / "checkpoint-16").exists()
+    resumed_model, resumed_cb, resumed = resume_run.train(str(out), seed, resume=True)
+
+    assert resumed_cb.stats() == straight_cb.stats() and resumed_cb.totals[2] > 0
+    def rates(trainer):
+        return {e["step"]: (e["sse/p"], e["sse/swap_rate"], e["sse/labels/swap_rate"])
+                for e in trainer.state.log_history if "loss" in e}  # fmt: skip
+
+    after = {step: value for step, value in rates(straight).items() if step > 8}
+    assert {step: value for step, value in rates(resumed).items() if step > 8} == after and len(after) == 16
+    for key, value in straight_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[key]), key  # bit-identical
