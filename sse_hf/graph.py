@@ -365,7 +365,7 @@ class SSEGraph:
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"No edge-list file at {path}.")
+            raise FileNotFoundError(f"No edge-list file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
         if path.endswith(".jsonl"):
             sources, targets, weights = _read_jsonl(path)
         elif path.endswith((".tsv", ".txt")):
@@ -387,7 +387,7 @@ class SSEGraph:
             return graph if vocab_size is None else graph.resized(vocab_size)
         if path.endswith(".json"):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"No graph file at {path}.")
+                raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
             with open(path, encoding="utf-8") as handle:
                 mapping = json.load(handle)
             return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
