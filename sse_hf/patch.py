@@ -360,6 +360,21 @@ class SSEHandle:
             self._generators[device] = generator
         return generator
 
+    def _check_embeddings_in_place(self) -> None:
+        """A clear error when a hooked word-piece embedding module was replaced: its hook would never fire again."""
+        hooked = {lookup.role: lookup.module for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES}
+        try:
+            current = find_token_embeddings(self.model, decoder="decoder" in hooked)
+        except ValueError:
+            current = {}
+        replaced = [role for role, module in hooked.items() if current.get(role, module) is not module]
+        if replaced:
+            raise RuntimeError(
+                f"sse_hf: the {' and '.join(replaced)} token embedding of {type(self.model).__name__} was replaced after "
+                "patch_model (by set_input_embeddings or resize_token_embeddings), so SSE would silently stop swapping. "
+                "Call unpatch_model(model) and patch_model again after changing the embedding."
+            )
+
     def _check_table(self, lookup: _Lookup, module: nn.Module) -> None:
         """A clear error when the hooked embedding was resized after patching (its candidates would be wrong)."""
         rows = _declared_rows(module)
@@ -406,13 +421,7 @@ class SSEHandle:
         """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
         if not self._active(module):
             return None
-        for lookup in self._lookups:
-            if lookup.role == "input" and _input_embeddings(module) not in (None, lookup.module):
-                raise RuntimeError(
-                    f"sse_hf: {type(module).__name__}'s input embedding was replaced after patch_model (by "
-                    "set_input_embeddings or resize_token_embeddings), so SSE would silently stop swapping. Call "
-                    "unpatch_model(model) and patch_model again after changing the embedding."
-                )
+        self._check_embeddings_in_place()
         if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
             if kwargs.get("input_ids") is None and not args:
                 self._warn_once(

@@ -101,7 +101,7 @@ def test_replaced_input_embedding_is_a_clear_error(tokenizer):
     model = tiny_bert()
     patch_model(model, p=0.5, tokenizer=tokenizer)
     model.set_input_embeddings(nn.Embedding(VOCAB_SIZE, 16, padding_idx=0))
-    with pytest.raises(RuntimeError, match="input embedding was replaced"):
+    with pytest.raises(RuntimeError, match="input token embedding of BertForSequenceClassification was replaced"):
         _train_step_ids(model, word_ids())
 
 
@@ -117,3 +117,21 @@ def test_dtype_cast_and_state_dict_load_keep_the_patch(tokenizer):
     assert logits.dtype == torch.float64 and not torch.equal(records[-1], ids)
     model.to("cpu")
     assert handle.tokens_seen == ids.numel() and get_handle(model) is handle
+
+
+@pytest.mark.parametrize("family", ["t5", "bart", "gpt2"])
+def test_resize_after_patching_is_a_clear_error_for_every_family(tokenizer, family):
+    """T5 and BART replace their stacks' embedding modules on resize: without the check the hooks would go quiet."""
+    from tiny_models import ENCODER_DECODER, build
+
+    model = build(family)
+    patch_model(model, p=0.5, decoder_p=0.5 if family in ENCODER_DECODER else None, tokenizer=tokenizer)
+    model.resize_token_embeddings(VOCAB_SIZE + 8)
+    ids = word_ids()
+    inputs = {"input_ids": ids, "labels": ids, **({"decoder_input_ids": ids} if family in ENCODER_DECODER else {})}
+    with pytest.raises(RuntimeError, match="patch_model again"):
+        model.train()(**inputs)
+    unpatch_model(model)
+    handle = patch_model(model, p=0.5, decoder_p=0.5 if family in ENCODER_DECODER else None, tokenizer=tokenizer)
+    model.train()(**inputs)
+    assert handle.tokens_swapped > 0
