@@ -189,6 +189,14 @@ def resolve_labels(
     return LabelSpace(tuple(str(v) for v in sorted(values)))
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in {"nan", "inf", "-inf", "+inf", "infinity", "-infinity"}
+
+
 def check_training_labels(dataset: Dataset, label_column: str, space: LabelSpace, source: str) -> None:
     """A clear error where the classes read off the training data cannot be what the user meant.
 
@@ -203,6 +211,12 @@ def check_training_labels(dataset: Dataset, label_column: str, space: LabelSpace
             f"The training data ({source}) has a single label value {list(space.names)} in column {label_column!r}: "
             "classification needs at least 2 classes (one class would be trained as regression). Check the label "
             "column, or for a regression task give real-valued labels such as 0.5."
+        )
+    not_numbers = [name for name in space.names if not _is_number(name)]
+    if 0 < len(not_numbers) <= len(space.names) // 10:
+        raise ValueError(
+            f"The training data ({source}) has numeric labels in column {label_column!r} except {not_numbers[:10]}: "
+            "a regression column with a stray value would be read as text classes. Fix or remove those rows."
         )
     normalised: dict[str, list[str]] = {}
     for name in space.names:

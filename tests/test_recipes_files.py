@@ -61,6 +61,7 @@ def _glue(tmp_path, tiny_model_dir, train, *extra):
         (["positive"] * 12, r"single label value \['positive'\].*at least 2 classes"),
         (["positive", "Positive ", "negative"] * 4, "differ only in case or spaces"),
         (["positive", "negative"] * 6 + ["postive"], r"label\(s\) \['postive'\].*only once \(example\(s\) \[13\]"),
+        ([f"{i / 7:.3f}" for i in range(20)] + ["NaN"], r"numeric labels in column 'label' except \['NaN'\]"),
     ],
 )
 def test_training_labels_that_cannot_be_meant_are_a_clear_error(tmp_path, tiny_model_dir, labels, message):
