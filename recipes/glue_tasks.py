@@ -5,6 +5,7 @@ Also the rules for local files without a task: which columns are the text, and h
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -186,6 +187,67 @@ def resolve_labels(
         return LabelSpace(None)
     values = [v for v in _label_values(source, label_column) if v is not None]
     return LabelSpace(tuple(str(v) for v in sorted(values)))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in {"nan", "inf", "-inf", "+inf", "infinity", "-infinity"}
+
+
+def check_training_labels(dataset: Dataset, label_column: str, space: LabelSpace, source: str) -> None:
+    """A clear error where the classes read off the training data cannot be what the user meant.
+
+    One class would make a 1-output model, which Transformers trains as regression; names that differ only in
+    case or spaces would be one class to the encoder but two outputs; a label seen once where every other class
+    is common is almost always a typo that would silently become a class of its own.
+    """
+    if space.is_regression:
+        return
+    if space.num_labels < 2:
+        raise ValueError(
+            f"The training data ({source}) has a single label value {list(space.names)} in column {label_column!r}: "
+            "classification needs at least 2 classes (one class would be trained as regression). Check the label "
+            "column, or for a regression task give real-valued labels such as 0.5."
+        )
+    not_numbers = [name for name in space.names if not _is_number(name)]
+    if 0 < len(not_numbers) <= len(space.names) // 10:
+        raise ValueError(
+            f"The training data ({source}) has numeric labels in column {label_column!r} except {not_numbers[:10]}: "
+            "a regression column with a stray value would be read as text classes. Fix or remove those rows."
+        )
+    normalised: dict[str, list[str]] = {}
+    for name in space.names:
+        normalised.setdefault(name.strip().lower(), []).append(name)
+    clashes = [names for names in normalised.values() if len(names) > 1]
+    if clashes:
+        raise ValueError(
+            f"The training data ({source}) has labels that differ only in case or spaces: {clashes}. Make each class "
+            f"one spelling in column {label_column!r}."
+        )
+    counts = Counter(str(v) for v in dataset[label_column] if v is not None)
+    rare = sorted(name for name in space.names if counts[name] == 1)
+    common = [name for name in space.names if counts[name] >= 5]
+    if rare and len(common) == len(space.names) - len(rare):
+        examples = [i + 1 for i, v in enumerate(dataset[label_column]) if str(v) in rare][:10]
+        raise ValueError(
+            f"The training data ({source}) has label(s) {rare} in column {label_column!r} only once (example(s) "
+            f"{examples}, counting from 1), while every other class ({', '.join(common)}) has 5 or more examples: a "
+            "typo would silently become a class of its own. Fix the label, or add examples if it is a real class."
+        )
+
+
+def check_texts(dataset: Dataset, text_columns: Sequence[str], split: str, source: str) -> None:
+    """A clear error for an example with no text (an empty csv cell, a JSON null) instead of training on ''."""
+    for column in text_columns:
+        missing = [i + 1 for i, text in enumerate(dataset[column]) if text is None]
+        if missing:
+            raise ValueError(
+                f"The {split} data ({source}) has no text in column {column!r} for {len(missing)} example(s) "
+                f"(example(s) {missing[:10]}, counting from 1): an empty cell or a null. Fill them or remove those rows."
+            )
 
 
 def label_encoder(

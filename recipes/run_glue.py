@@ -43,6 +43,8 @@ from glue_tasks import (  # noqa: E402
     TASKS,
     LabelSpace,
     TaskSpec,
+    check_texts,
+    check_training_labels,
     encode_split_labels,
     get_task,
     model_label_order,
@@ -282,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"Cannot tell the labels: the model at {model_args.model_name_or_path} has no label names and there is no "
             "labelled data. Pass --task_name, or --train_file / --validation_file with a label column."
         )
+    if task is None and "train" in raw:
+        check_training_labels(raw["train"], label_column, labels, sources["train"])
     config.num_labels = labels.num_labels
     set_label_mapping(config, labels)
     metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)
@@ -309,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with training_args.main_process_first(desc="dataset map pre-processing"):
         for role, dataset in raw.items():
             dataset = _select(dataset, limits[role.split("_")[0]])
+            check_texts(dataset, text_columns, role, sources[role])
             if role in labelled:
                 id_names = task.label_names if task is not None else None  # ints in task data are Hub ids
                 dataset = encode_split_labels(dataset, role, sources[role], label_column, labels, id_names)

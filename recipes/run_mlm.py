@@ -144,6 +144,8 @@ def load_corpus(data_args: DataTrainingArguments, cache_dir: str | None, seed: i
             cache_dir=cache_dir,
             local_hint="--train_file corpus.txt --validation_file heldout.txt (txt, csv, json or jsonl).",
         )
+    if data_args.line_by_line:  # before holding out a share, so that the share counts real lines
+        raw = drop_blank_lines(raw, text_column(raw, data_args.text_column_name), data_args)
     if "validation" not in raw and "train" in raw:
         held_out = data_args.validation_split_percentage / 100
         if not 0 < held_out < 1:
@@ -161,6 +163,20 @@ def text_column(raw: DatasetDict, wanted: str) -> str:
     if len(columns) == 1:
         return columns[0]
     raise ValueError(f"No text column {wanted!r} in the corpus (columns: {', '.join(columns)}). Name it with --text_column_name.")
+
+
+def drop_blank_lines(raw: DatasetDict, column: str, data_args: DataTrainingArguments) -> DatasetDict:
+    """--line_by_line: every non-blank line is one example; a split with none left is a clear error naming its file."""
+    kept = raw.filter(lambda text: text is not None and not text.isspace() and text != "", input_columns=column)
+    for split, dataset in kept.items():
+        if len(dataset) == 0:
+            where = {"train": data_args.train_file, "validation": data_args.validation_file}.get(split)
+            source = f"{'--train_file' if split == 'train' else '--validation_file'} {where!r}" if where else f"the {split} split"
+            raise ValueError(
+                f"--line_by_line: {source} has no non-blank lines in column {column!r}, so there is nothing to train "
+                "or evaluate on. Check the file (or drop --line_by_line to concatenate the text)."
+            )
+    return kept
 
 
 def load_config(model_args: ModelArguments):

@@ -51,7 +51,7 @@ def gather_sse_counts(callback) -> dict[str, Any]:
         "sse_swap_rate_per_process": [counts["swap_rate"] for counts in per_process],
         "num_processes": state.num_processes,
         # per role (word pieces, labels, other tables) on the main process: label SSE's realised rate is here
-        "sse_stats_main_process": callback.stats if callback is not None else {},
+        "sse_stats_main_process": callback.stats() if callback is not None else {},
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from typing import Any
 
 from transformers import TrainerCallback
@@ -30,6 +31,79 @@ def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
     finally:
         del frame
     return None
+
+
+class _StatsView(dict):
+    """`SSECallback.stats` as a dict that is also callable: `stats()` is the API (as on `SSEHandle`); indexing
+    `stats` directly still works for code written when it was a property, with a DeprecationWarning."""
+
+    def __init__(self, stats: dict[str, dict[str, float]]):
+        super().__init__(stats)
+        self._stats = stats
+
+    def __call__(self) -> dict[str, dict[str, float]]:
+        return self._stats
+
+    def _deprecated(name):
+        def method(self, *args, **kwargs):
+            warnings.warn(
+                "SSECallback.stats is a method now, like SSEHandle.stats(): call callback.stats().",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(dict, name)(self, *args, **kwargs)
+
+        return method
+
+    for _name in ("__getitem__", "__iter__", "__contains__", "__len__", "keys", "values", "items", "get"):
+        locals()[_name] = _deprecated(_name)
+    del _name, _deprecated
+
+
+def _stored_counts(stored: Any) -> dict[str, list[int]]:
+    """The counts an SSECallback saved in a checkpoint's trainer_state.json; a clear error if they are corrupted."""
+    if stored is None:
+        return {}
+    attributes = stored.get("attributes", {}) if isinstance(stored, dict) else None
+    counts = attributes.get("counts", {}) if isinstance(attributes, dict) else None
+    valid = isinstance(counts, dict) and all(
+        isinstance(role, str)
+        and isinstance(values, list)
+        and len(values) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        and values[2] <= values[1] <= values[0]
+        for role, values in counts.items()
+    )
+    if not valid:
+        raise ValueError(
+            "The checkpoint's trainer_state.json holds a corrupted SSECallback state: "
+            "stateful_callbacks.SSECallback.attributes.counts must map each role to [tokens_seen, tokens_eligible, "
+            f"tokens_swapped] (non-negative integers, seen >= eligible >= swapped), got {stored!r}. Restore the file "
+            "from the checkpoint you saved, or delete the SSECallback entry to restart the SSE counts from zero."
+        )
+    return {role: list(values) for role, values in counts.items()}
+
+
+def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, float] | None:
+    """The adaptive schedule's (reference loss, factor) saved by an SSECallback; a clear error if corrupted."""
+    if config.p_schedule != "adaptive" or not isinstance(stored, dict):
+        return None
+    attributes = stored.get("attributes")
+    value = attributes.get("adaptive") if isinstance(attributes, dict) else None
+    if value is None:
+        return None
+    def is_number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    reference, factor = (value.get(key) for key in ("reference_loss", "factor")) if isinstance(value, dict) else ("", None)
+    if not (reference is None or is_number(reference)) or not (is_number(factor) and 0.0 <= factor <= 1.0):
+        raise ValueError(
+            "The checkpoint's trainer_state.json holds a corrupted SSECallback state: "
+            "stateful_callbacks.SSECallback.attributes.adaptive must be {\"reference_loss\": a number or null, "
+            f'"factor": a number in [0, 1]}}, got {value!r}. Restore the file from the checkpoint you saved, or '
+            "delete the SSECallback entry to restart the adaptive schedule."
+        )
+    return (None if reference is None else float(reference)), float(factor)
 
 
 class SSECallback(TrainerCallback, ExportableState):
@@ -60,6 +134,10 @@ class SSECallback(TrainerCallback, ExportableState):
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        stored = _stored_counts(saved)  # both checked before anything changes
+        # A checkpoint's adaptive schedule; else, on a second train(), where the first one left it.
+        adaptive = _stored_adaptive(saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config)
         if not _is_tokenizer(tokenizer):
             tokenizer = None
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
@@ -67,13 +145,10 @@ class SSECallback(TrainerCallback, ExportableState):
         self.handle = patch_model(model, self.config, tokenizer=tokenizer, replace=left_behind)
         self.handle.set_step(state.global_step, state.max_steps)
         self._logged = {}
-        stored = (state.stateful_callbacks or {}).get(type(self).__name__)
-        if isinstance(stored, dict):
-            attributes = stored.get("attributes", {})
-            self._previous = {role: list(c) for role, c in attributes.get("counts", {}).items()}
-            self._restore_adaptive(attributes.get("adaptive"))
-        elif self._adaptive is not None:  # a second train() on the same callback continues where the first stopped
-            self._restore_adaptive(self._adaptive)
+        if stored:
+            self._previous = stored
+        if adaptive is not None:
+            self.handle.reference_loss, self.handle.factor = adaptive
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
@@ -142,24 +217,8 @@ class SSECallback(TrainerCallback, ExportableState):
             return self._adaptive
         return {"reference_loss": self.handle.reference_loss, "factor": self.handle.factor}
 
-    def _restore_adaptive(self, stored: Any) -> None:
-        """Continue the adaptive schedule of a checkpoint (or an earlier train()) where it stopped."""
-        if self.config.p_schedule != "adaptive" or stored is None:
-            return
-        reference, factor = (stored.get(k) if isinstance(stored, dict) else None for k in ("reference_loss", "factor"))
-        if not (reference is None or isinstance(reference, (int, float))) or not isinstance(factor, (int, float)) or (
-            not 0.0 <= factor <= 1.0
-        ):
-            raise ValueError(
-                f"The checkpoint's SSECallback state has an invalid adaptive schedule {stored!r} (expected "
-                "reference_loss: a number or null, factor: a number in [0, 1]). Resume from another checkpoint, or "
-                "remove the SSECallback entry from its trainer_state.json to restart the schedule."
-            )
-        self.handle.reference_loss = None if reference is None else float(reference)
-        self.handle.factor = float(factor)
-
     def remove(self) -> None:
-        """Remove the hooks now (idempotent), keeping the run's counts in `stats`."""
+        """Remove the hooks now (idempotent), keeping the run's counts in `stats()`."""
         if self.handle is None:
             return
         self._previous = self._counts()
@@ -177,9 +236,10 @@ class SSECallback(TrainerCallback, ExportableState):
         return counts
 
     @property
-    def stats(self) -> dict[str, dict[str, float]]:
-        """Per role (input/encoder/decoder, labels, tables): tokens seen, eligible, swapped and the rate."""
-        return {
+    def stats(self) -> _StatsView:
+        """Call it: `callback.stats()`, per role (input/encoder/decoder, labels, tables), tokens seen, eligible, swapped
+        and the rate over all training so far, like `SSEHandle.stats()` (plain indexing is deprecated)."""
+        return _StatsView({
             role: {
                 "tokens_seen": seen,
                 "tokens_eligible": eligible,
@@ -187,7 +247,7 @@ class SSECallback(TrainerCallback, ExportableState):
                 "swap_rate": swapped / eligible if eligible else 0.0,
             }
             for role, (seen, eligible, swapped) in self._counts().items()
-        }
+        })
 
     @property
     def totals(self) -> list[int]:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .schedule import SCHEDULES
 
 CONFIG_NAME = "sse_config.json"
+
+
+def _is_integer(value: Any) -> bool:
+    """True for Python and numpy integers, not for bools."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_probability(name: str, value: Any) -> None:
@@ -118,6 +125,8 @@ class SSEConfig:
             _check_probability("decoder_p", self.decoder_p)
         if self.graph is not None and (not isinstance(self.graph, str) or not self.graph):
             raise ValueError(f"SSEConfig.graph must be a file path or 'knn', got {self.graph!r}.")
+        if isinstance(self.graph, str) and self.graph != "knn" and self.graph.strip().lower() == "knn":
+            raise ValueError(f"SSEConfig.graph={self.graph!r}: write 'knn' (lower case) for the kNN graph.")
         if isinstance(self.graph_k, bool) or not isinstance(self.graph_k, int) or self.graph_k < 1:
             raise ValueError(f"SSEConfig.graph_k must be a positive integer, got {self.graph_k!r}.")
         _check_probability("label_p", self.label_p)
@@ -148,14 +157,21 @@ class SSEConfig:
                 f"SSEConfig.adaptive_full ({self.adaptive_full}) must be below adaptive_start ({self.adaptive_start}): "
                 "p rises as the training loss falls from the one to the other."
             )
+        if isinstance(self.exclude_token_ids, (str, bytes)) or not isinstance(self.exclude_token_ids, Iterable):
+            raise ValueError(
+                f"SSEConfig.exclude_token_ids must be a list of token ids, e.g. [101, 102]; got {self.exclude_token_ids!r}."
+            )
         self.exclude_token_ids = list(self.exclude_token_ids)
         for token_id in self.exclude_token_ids:
-            if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            if not _is_integer(token_id) or token_id < 0:
                 raise ValueError(
                     f"SSEConfig.exclude_token_ids must hold non-negative integer token ids, got {token_id!r}."
                 )
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+        self.exclude_token_ids = [int(token_id) for token_id in self.exclude_token_ids]  # numpy ints saved as JSON
+        if self.seed is not None and not _is_integer(self.seed):
             raise ValueError(f"SSEConfig.seed must be an integer or None, got {self.seed!r}.")
+        if self.seed is not None:
+            self.seed = int(self.seed)
 
     def replace(self, **overrides: Any) -> SSEConfig:
         """Return a validated copy with some fields changed; unknown names are a clear error."""
@@ -172,6 +188,8 @@ class SSEConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SSEConfig:
         """Build a config from `to_dict()` output; unknown keys are a clear error."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"SSEConfig.from_dict expects a dict of field values (as to_dict() writes), got {data!r}.")
         return cls().replace(**data)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
@@ -194,4 +212,12 @@ class SSEConfig:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No {CONFIG_NAME} found at {path}. Save one with SSEConfig.save_pretrained(dir).")
         with open(path, encoding="utf-8") as handle:
-            return cls.from_dict(json.load(handle))
+            try:
+                data = json.load(handle)
+            except ValueError as error:
+                raise ValueError(
+                    f"{path} is not valid JSON ({error}). Rewrite it with SSEConfig.save_pretrained, or fix it by hand."
+                ) from error
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a JSON object of SSEConfig fields, got {type(data).__name__}.")
+        return cls.from_dict(data)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .sampling import Swap
+from .sampling import Swap, in_table
 from .vocabulary import tokenizer_protected_ids
 
 GRAPH_FORMAT = "sse_hf.graph"
@@ -365,7 +365,7 @@ class SSEGraph:
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"No edge-list file at {path}.")
+            raise FileNotFoundError(f"No edge-list file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
         if path.endswith(".jsonl"):
             sources, targets, weights = _read_jsonl(path)
         elif path.endswith((".tsv", ".txt")):
@@ -387,7 +387,7 @@ class SSEGraph:
             return graph if vocab_size is None else graph.resized(vocab_size)
         if path.endswith(".json"):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"No graph file at {path}.")
+                raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
             with open(path, encoding="utf-8") as handle:
                 mapping = json.load(handle)
             return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
@@ -625,8 +625,9 @@ def swap_graph(
     Returns `Swap(ids, swapped, eligible)`; `input_ids` itself is never modified.
     """
     flat = input_ids.reshape(-1)
-    degree = graph.row_degree.index_select(0, flat)
-    eligible = degree > 0
+    safe, inside = in_table(flat, graph.row_degree.numel())
+    degree = graph.row_degree.index_select(0, safe)
+    eligible = (degree > 0) & inside
     if p <= 0.0 or input_ids.numel() == 0:
         return Swap(input_ids, torch.zeros_like(eligible).view_as(input_ids), eligible.view_as(input_ids))
     draw = torch.rand(flat.shape, generator=generator, device=flat.device)
@@ -638,7 +639,7 @@ def swap_graph(
     slot = bits >> ALIAS_BITS
     slot *= degree
     slot >>= ALIAS_BITS
-    slot += graph.row_start.index_select(0, flat)
+    slot += graph.row_start.index_select(0, safe)
     bits &= _ALIAS_MASK
     keep = bits < graph.alias_threshold.index_select(0, slot)
     replacement = torch.where(keep, graph.neighbor_table.index_select(0, slot), graph.alias_table.index_select(0, slot))

@@ -8,6 +8,7 @@ parameter, buffer or attribute is added, so `state_dict()` and saved checkpoints
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -32,6 +33,53 @@ _HANDLES: weakref.WeakKeyDictionary[nn.Module, SSEHandle] = weakref.WeakKeyDicti
 
 class AlreadyPatchedError(RuntimeError):
     """Raised when `patch_model` meets a model that already has SSE attached."""
+
+
+# The id dtypes an embedding lookup accepts; ids of any other dtype pass through for the embedding to reject.
+ID_DTYPES = (torch.long, torch.int32)
+
+
+class _Hook:
+    """A hook SSE registers: `copy.deepcopy`, `pickle` and `torch.save` of the model get an inert stand-in.
+
+    So a copy or a reloaded model carries no patch (patch it again if it should swap) and never shares counts.
+    """
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        return self.function(*args)
+
+    def __deepcopy__(self, memo) -> _DetachedHook:
+        return _DetachedHook()
+
+    def __reduce__(self):
+        return (_DetachedHook, ())
+
+
+class _DetachedHook:
+    """Stands in for an SSE hook in a copied or unpickled model: does nothing and removes itself on first call."""
+
+    def __call__(self, module: nn.Module, *rest: Any) -> None:
+        for name in ("_forward_pre_hooks", "_forward_hooks"):
+            hooks = getattr(module, name, {})
+            for key in [key for key, hook in hooks.items() if hook is self]:
+                del hooks[key]
+                for extra in ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+                    getattr(module, extra, {}).pop(key, None)
+        return None
+
+
+def _process_rank() -> int:
+    """This process's rank under torch.distributed, else 0."""
+    return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+
+
+def _stream_seed(seed: int, rank: int, step: int) -> int:
+    """The private generator's seed for one process and optimizer step: a resumed run redraws exactly, ranks differ."""
+    digest = hashlib.blake2b(f"sse_hf/{seed}/{rank}/{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -126,6 +174,7 @@ class _Lookup:
     base_p: float
     # Set when one embedding module serves both encoder and decoder: swap only while this stack runs.
     stack: nn.Module | None = None
+    rows: int | None = None  # the declared row count at patch time: a resize afterwards is a clear error
     tokens_seen: int = 0
     counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)  # device -> [eligible, swapped]
 
@@ -164,22 +213,26 @@ class SSEHandle:
         self._warned: set[str] = set()
         self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
         self._removed = False
+        self._step = 0  # the optimizer step the private generators are seeded for (see `set_step`)
 
     # ----- life cycle -------------------------------------------------------------------------
     def _attach(self) -> None:
         for stack in {id(lookup.stack): lookup.stack for lookup in self._lookups if lookup.stack is not None}.values():
-            self._hooks.append(stack.register_forward_pre_hook(lambda module, args: self._running.add(id(module))))
+            self._hooks.append(stack.register_forward_pre_hook(_Hook(lambda module, args: self._running.add(id(module)))))
             self._hooks.append(
-                stack.register_forward_hook(lambda module, args, out: self._running.discard(id(module)), always_call=True)
+                stack.register_forward_hook(
+                    _Hook(lambda module, args, out: self._running.discard(id(module))), always_call=True
+                )
             )
         for lookup in self._lookups:
+            lookup.rows = _declared_rows(lookup.module)
             weight = getattr(lookup.module, "weight", None)
             if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
                 lookup.sampler.prepare(weight.device)  # build id tables now, outside compiled or timed code
             self._hooks.append(
-                lookup.module.register_forward_pre_hook(self._make_hook(lookup), with_kwargs=True, prepend=True)
+                lookup.module.register_forward_pre_hook(_Hook(self._make_hook(lookup)), with_kwargs=True, prepend=True)
             )
-        self._hooks.append(self.model.register_forward_pre_hook(self._model_inputs_hook, with_kwargs=True))
+        self._hooks.append(self.model.register_forward_pre_hook(_Hook(self._model_inputs_hook), with_kwargs=True))
 
     def remove(self) -> None:
         """Detach every hook this handle added. Safe to call twice."""
@@ -233,9 +286,17 @@ class SSEHandle:
                 lookup.base_p = float(p)
 
     def set_step(self, step: int, total_steps: int) -> float:
-        """Apply the configured p schedule at optimizer step `step` of `total_steps`; returns the factor."""
+        """Apply the configured p schedule at optimizer step `step` of `total_steps`; returns the factor.
+
+        The 'adaptive' schedule ignores the step (it follows `observe_loss`). With `config.seed`, each new step also
+        reseeds the private generators from (seed, rank, step), so a run resumed from a checkpoint draws exactly the
+        swaps the uninterrupted run drew.
+        """
         if self.config.p_schedule != "adaptive":
             self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
+        if step != self._step:
+            self._step = step
+            self._generators.clear()
         return self.factor
 
     def observe_loss(self, loss: float) -> float:
@@ -308,16 +369,41 @@ class SSEHandle:
 
     # ----- the hooks --------------------------------------------------------------------------
     def _generator(self, device: torch.device) -> torch.Generator | None:
-        """A private generator when `config.seed` is set (offset by the process rank), else torch's global one."""
+        """A private generator when `config.seed` is set (seeded per process rank and step), else torch's global one."""
         if self.config.seed is None:
             return None
         generator = self._generators.get(device)
         if generator is None:
-            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
             generator = torch.Generator(device=device)
-            generator.manual_seed(self.config.seed + rank)
+            generator.manual_seed(_stream_seed(self.config.seed, _process_rank(), self._step))
             self._generators[device] = generator
         return generator
+
+    def _check_embeddings_in_place(self) -> None:
+        """A clear error when a hooked word-piece embedding module was replaced: its hook would never fire again."""
+        hooked = {lookup.role: lookup.module for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES}
+        try:
+            current = find_token_embeddings(self.model, decoder="decoder" in hooked)
+        except ValueError:
+            current = {}
+        replaced = [role for role, module in hooked.items() if current.get(role, module) is not module]
+        if replaced:
+            raise RuntimeError(
+                f"sse_hf: the {' and '.join(replaced)} token embedding of {type(self.model).__name__} was replaced after "
+                "patch_model (by set_input_embeddings or resize_token_embeddings), so SSE would silently stop swapping. "
+                "Call unpatch_model(model) and patch_model again after changing the embedding."
+            )
+
+    def _check_table(self, lookup: _Lookup, module: nn.Module) -> None:
+        """A clear error when the hooked embedding was resized after patching (its candidates would be wrong)."""
+        rows = _declared_rows(module)
+        if rows != lookup.rows:
+            raise RuntimeError(
+                f"sse_hf: the {lookup.role!r} embedding of {type(self.model).__name__} has {rows} rows, but it had "
+                f"{lookup.rows} when SSE was attached (resize_token_embeddings after patch_model?). SSE would draw "
+                "replacements for the old table. Call unpatch_model(model) (or handle.remove()) and patch_model again "
+                "after resizing, with the tokenizer that matches the new size."
+            )
 
     def _active(self, module: nn.Module) -> bool:
         """Only in training steps: eval loops, predict and generate run in eval mode or without grad."""
@@ -337,8 +423,11 @@ class SSEHandle:
                 input_ids = kwargs[key]
             else:
                 return None
-            if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
-                return None
+            if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in ID_DTYPES:
+                return None  # the embedding itself accepts or rejects these, exactly as unpatched
+            if input_ids.device.type == "meta":
+                return None  # nothing to draw on a meta device; the plain lookup runs as it would
+            self._check_table(lookup, module)
             swap = lookup.sampler(input_ids, p, self._generator(input_ids.device))
             _count(lookup, swap.eligible, swap.swapped)
             if key is None:
@@ -351,6 +440,7 @@ class SSEHandle:
         """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
         if not self._active(module):
             return None
+        self._check_embeddings_in_place()
         if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
             if kwargs.get("input_ids") is None and not args:
                 self._warn_once(
@@ -360,7 +450,7 @@ class SSEHandle:
                 )
         p = self._labels.base_p * self.factor
         labels = kwargs.get("labels")
-        if p <= 0.0 or not isinstance(labels, torch.Tensor):
+        if p <= 0.0 or not isinstance(labels, torch.Tensor) or labels.device.type == "meta":
             return None
         if labels.is_floating_point():
             self._warn_once(

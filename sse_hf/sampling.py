@@ -42,6 +42,13 @@ def candidate_positions(candidates: torch.Tensor, table_size: int) -> torch.Tens
     return positions
 
 
+def in_table(input_ids: torch.Tensor, table_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids clamped into [0, table_size) and the mask of ids already there: invalid ids are never swapped, so the
+    embedding itself rejects them exactly as it would unpatched (no host sync, no device-side assert)."""
+    inside = (input_ids >= 0) & (input_ids < table_size)
+    return input_ids.clamp(0, table_size - 1), inside
+
+
 def swap_uniform(
     input_ids: torch.Tensor,
     p: float,
@@ -56,8 +63,9 @@ def swap_uniform(
     where `swapped` is a bool mask of the replaced positions; `input_ids` itself is never modified.
     `candidates` and `positions` (from `candidate_positions`) must live on the ids' device.
     """
-    own_position = positions[input_ids]
-    eligible = own_position >= 0
+    safe_ids, inside = in_table(input_ids, positions.numel())
+    own_position = positions[safe_ids]
+    eligible = (own_position >= 0) & inside
     if p <= 0.0 or input_ids.numel() == 0 or candidates.numel() < 2:
         return Swap(input_ids, torch.zeros_like(eligible), eligible)
     draw = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)

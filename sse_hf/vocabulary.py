@@ -96,6 +96,12 @@ def resolve_vocabulary(
             UserWarning,
             stacklevel=3,
         )
+    outside = sorted(int(i) for i in exclude_token_ids if int(i) >= size)
+    if outside:
+        raise ValueError(
+            f"SSEConfig.exclude_token_ids holds id(s) {outside[:10]} past the vocabulary of the {source}: they cannot "
+            "occur, so nothing you meant is excluded. Take the ids from the tokenizer this model uses."
+        )
     protected.update(int(i) for i in exclude_token_ids)
     candidates = tuple(i for i in range(size) if i not in protected)
     if len(candidates) < 2:

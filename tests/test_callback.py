@@ -1,6 +1,7 @@
 """SSECallback inside a real Trainer: patch, log, save, resume, and leave nothing behind."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -218,7 +219,93 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     table = "bert.embeddings.token_type_embeddings"
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert all(entry["sse/labels/p"] == 0.5 and f"sse/{table}/swap_rate" in entry for entry in step_logs)
-    stats = callback.stats
+    stats = callback.stats()
     assert set(stats) == {"input", "labels", table}
     assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
     assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
+
+
+@pytest.mark.parametrize("seed", [None, 123])
+def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, seed):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import resume_run
+
+    straight_model, straight_cb, straight = resume_run.train(str(tmp_path / "straight"), seed)
+    out = tmp_path / "killed"
+    script = Path(resume_run.__file__)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, str(script), str(out), str(seed).lower(), str(resume_run.KILL_AT)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == -9, done.stderr[-3000:]  # killed by SIGKILL at step 13, after checkpoint-8
+    assert (out / "checkpoint-8").is_dir() and not (out / "checkpoint-16").exists()
+    resumed_model, resumed_cb, resumed = resume_run.train(str(out), seed, resume=True)
+
+    assert resumed_cb.stats() == straight_cb.stats() and resumed_cb.totals[2] > 0
+    def rates(trainer):
+        return {e["step"]: (e["sse/p"], e["sse/swap_rate"], e["sse/labels/swap_rate"])
+                for e in trainer.state.log_history if "loss" in e}  # fmt: skip
+
+    after = {step: value for step, value in rates(straight).items() if step > 8}
+    assert {step: value for step, value in rates(resumed).items() if step > 8} == after and len(after) == 16
+    for key, value in straight_model.state_dict().items():
+        assert torch.equal(value, resumed_model.state_dict()[key]), key  # bit-identical
+
+
+@pytest.mark.parametrize(
+    "counts",
+    ["abc", {"input": "12"}, {"input": [1, 2]}, {"input": [5, -1, 0]}, {"input": [1, 2, 3]}, {"input": [4.0, 2, 1]}],
+)
+def test_corrupted_callback_state_in_a_checkpoint_is_a_clear_error(tokenizer, tmp_path, counts):
+    def trainer(max_steps):
+        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2),
+                       train_dataset=_dataset(), callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)])  # fmt: skip
+
+    trainer(2).train()
+    state_file = tmp_path / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["stateful_callbacks"]["SSECallback"]["attributes"]["counts"] = counts
+    state_file.write_text(json.dumps(state))
+    resumed = trainer(4)
+    with pytest.raises(ValueError, match=r"trainer_state\.json holds a corrupted SSECallback state.*counts"):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert json.loads(state_file.read_text()) == state  # nothing the user had is changed
+    assert resumed.state.global_step == 2 and not (tmp_path / "checkpoint-4").exists()
+
+
+def test_stats_is_a_method_on_the_callback_as_on_the_handle(tokenizer, tmp_path):
+    callback = SSECallback(p=0.3, tokenizer=tokenizer)
+    Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+            callbacks=[callback]).train()  # fmt: skip
+    stats = callback.stats()
+    assert type(stats) is dict and stats["input"]["tokens_seen"] == callback.totals[0] > 0
+    with pytest.warns(DeprecationWarning, match=r"call callback\.stats\(\)"):
+        assert callback.stats["input"] == stats["input"]  # code written for the old property still works
+
+
+def test_logged_swap_rate_is_the_rate_since_the_previous_log_and_follows_the_schedule(tokenizer, tmp_path):
+    """Checked against the ids the embedding actually received, counted by the test itself."""
+    steps = []
+
+    class Spy(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            embedding = model.get_input_embeddings()
+            embedding.register_forward_pre_hook(lambda m, a: steps.append([a[0].clone()]), prepend=True)  # before SSE
+            embedding.register_forward_hook(lambda m, a, out: steps[-1].append(a[0].clone()))  # after SSE
+
+    callback = SSECallback(SSEConfig(p=0.8, p_schedule="linear_decay", seed=3), tokenizer=tokenizer)
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=8, logging_steps=2, save_strategy="no"),
+                      train_dataset=_dataset(), callbacks=[callback, Spy()])  # fmt: skip
+    trainer.train()
+    measured = []
+    for first in range(0, 8, 2):
+        interval = steps[first : first + 2]
+        eligible = sum(int(((before >= 8) & (before < 48)).sum()) for before, _ in interval)
+        swapped = sum(int((before != after).sum()) for before, after in interval)
+        measured.append(swapped / eligible)
+    logged = [entry["sse/swap_rate"] for entry in trainer.state.log_history if "loss" in entry]
+    assert logged == pytest.approx(measured, abs=1e-12)
+    assert measured == sorted(measured, reverse=True) and measured[-1] < 0.3 < 0.6 < measured[0]
+    assert trainer.state.log_history[-1]["sse/swap_rate"] == pytest.approx(callback.swap_rate)

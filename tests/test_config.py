@@ -72,3 +72,52 @@ def test_load_errors_are_clear(tmp_path):
         SSEConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="is a file"):
         SSEConfig().save_pretrained(tmp_path / "sse_config.json")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"exclude_token_ids": None}, "exclude_token_ids must be a list of token ids"),
+        ({"exclude_token_ids": 5}, "exclude_token_ids must be a list of token ids"),
+        ({"exclude_token_ids": "1,2"}, r"exclude_token_ids must be a list of token ids.*'1,2'"),
+        ({"graph": "KNN"}, "write 'knn'"),
+    ],
+)
+def test_more_bad_fields_are_clear_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        SSEConfig(**overrides)
+
+
+def test_numpy_integers_are_accepted_and_saved_as_json_ints(tmp_path):
+    import numpy as np
+
+    config = SSEConfig(seed=np.int64(3), exclude_token_ids=np.array([9, 10]))
+    assert config.seed == 3 and type(config.seed) is int and config.exclude_token_ids == [9, 10]
+    assert SSEConfig.from_pretrained(config.save_pretrained(tmp_path)) == config
+
+
+@pytest.mark.parametrize("text", ["{bad json", "", "[1, 2]"])
+def test_unreadable_saved_config_is_a_clear_error_naming_the_file(tmp_path, text):
+    (tmp_path / "sse_config.json").write_text(text)
+    with pytest.raises(ValueError, match=r"sse_config\.json (is not valid JSON|must hold a JSON object)"):
+        SSEConfig.from_pretrained(tmp_path)
+    with pytest.raises(TypeError, match="from_dict expects a dict"):
+        SSEConfig.from_dict([("p", 0.1)])
+
+
+def test_excluded_ids_past_the_vocabulary_are_a_clear_error(tokenizer):
+    from sse_hf import patch_model
+    from tiny_models import tiny_bert
+
+    with pytest.raises(ValueError, match=r"exclude_token_ids holds id\(s\) \[1000\] past the vocabulary"):
+        patch_model(tiny_bert(), exclude_token_ids=[9, 1000], tokenizer=tokenizer)
+
+
+def test_huge_and_negative_seeds_train(tokenizer):
+    from sse_hf import patch_model
+    from tiny_models import tiny_bert, word_ids
+
+    for seed in (-1, 2**70):
+        model = tiny_bert().train()
+        patch_model(model, p=0.5, seed=seed, tokenizer=tokenizer)
+        model(input_ids=word_ids())

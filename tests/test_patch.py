@@ -251,3 +251,95 @@ def test_torch_compile_sees_the_hooks_and_their_removal(tokenizer, order):
     compiled(input_ids=ids)
     assert torch.equal(records[-1], ids)
     torch._dynamo.reset()
+
+
+def _outcome(model, ids):
+    """What one training forward does with `ids`: ("ok", looked-up ids) or (error type, message)."""
+    records, hook = record_lookups(model.get_input_embeddings())
+    try:
+        model.train()(input_ids=ids)
+    except Exception as error:  # noqa: BLE001  (the test compares whatever the plain model raises)
+        return type(error).__name__, str(error)
+    finally:
+        hook.remove()
+    return "ok", records[-1]
+
+
+ID_CASES = {
+    "negative": torch.tensor([[-1, -2, -999]]),
+    "one negative among words": torch.tensor([[5, 9, -1, 12, 6]]),
+    "past the table": torch.tensor([[5, 9, 64, 6]]),
+    "far past the table": torch.tensor([[5, 9, 10**6, 6]]),
+    "uint8": word_ids().to(torch.uint8),
+    "int16": word_ids().to(torch.int16),
+    "bool": word_ids() > 20,
+    "float": word_ids().float(),
+    "1-D": word_ids()[0],
+    "non-contiguous": word_ids(cols=24)[:, ::2],
+}
+
+
+@pytest.mark.parametrize("method", ["se", "graph"])
+@pytest.mark.parametrize("case", list(ID_CASES))
+def test_patched_model_fails_exactly_where_the_plain_one_fails(tokenizer, case, method):
+    ids = ID_CASES[case]
+    plain = _outcome(tiny_bert(), ids.clone())
+    model = tiny_bert()
+    graph = {token: [token + 1] for token in range(8, 47)} if method == "graph" else None
+    patch_model(model, p=1.0, tokenizer=tokenizer, graph=graph)
+    patched = _outcome(model, ids.clone())
+    assert patched[0] == plain[0], (plain, patched)
+    if plain[0] == "ok":
+        swappable = (ids >= 8) & (ids < 47) if method == "graph" else (ids >= 8) & (ids < 48)
+        assert torch.equal(patched[1] != ids, swappable) and patched[1].dtype == ids.dtype
+    else:
+        assert patched[1] == plain[1]
+
+
+RANK_SCRIPT = """
+import json, sys
+sys.path[:0] = [sys.argv[3], sys.argv[4]]
+import torch, torch.distributed as dist
+from sse_hf import patch_model
+from tiny_models import tiny_bert, tiny_tokenizer, word_ids, record_lookups
+from pathlib import Path
+rank = int(sys.argv[1])
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{sys.argv[2]}", rank=rank, world_size=2)
+model = tiny_bert().train()
+patch_model(model, p=0.5, seed=11, tokenizer=tiny_tokenizer(Path(sys.argv[5]) / str(rank)))
+records, _ = record_lookups(model.get_input_embeddings())
+torch.manual_seed(0)  # the global generator is the same everywhere: only the private one can differ
+model(input_ids=word_ids())
+print(json.dumps(records[-1].tolist()))
+dist.destroy_process_group()
+"""
+
+
+def test_seeded_swaps_differ_between_distributed_ranks(tmp_path):
+    """Under DDP every process gets its own swap stream from the same seed (offset by rank)."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tests = Path(__file__).resolve().parent
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    for rank in (0, 1):
+        (tmp_path / "tok" / str(rank)).mkdir(parents=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(rank), str(port), str(tests.parent), str(tests),
+                          str(tmp_path / "tok")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for rank in (0, 1)
+    ]  # fmt: skip
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
+    ids = [torch.tensor(json.loads(out)) for out, _ in outputs]
+    assert not torch.equal(ids[0], ids[1])
+    assert all((rank_ids != word_ids()).any() for rank_ids in ids)

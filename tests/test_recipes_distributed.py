@@ -38,6 +38,8 @@ def launch_two_cpu_processes(script: str, *arguments: str) -> subprocess.Complet
         "--main_process_port", str(free_port()), str(RECIPES / script), *arguments,
     ]  # fmt: skip
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    # this tree's sse_hf, not whichever one the interpreter has installed
+    env["PYTHONPATH"] = os.pathsep.join([str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 

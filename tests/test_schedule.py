@@ -175,3 +175,18 @@ def test_callback_adaptive_schedule_resumes_where_it_stopped(tokenizer, tmp_path
     _train_adaptive(tmp_path / "b", tokenizer, stop_at=24)
     resumed, _ = _train_adaptive(tmp_path / "b", tokenizer, resume=str(tmp_path / "b" / "checkpoint-24"))
     assert [p for _, p in resumed] == pytest.approx([p for _, p in straight])
+
+
+@pytest.mark.parametrize("corrupted", [{"reference_loss": "0.7", "factor": 0.5}, {"factor": 2.0}, [0.7, 0.5]])
+def test_corrupted_adaptive_state_in_a_checkpoint_is_a_clear_error(tokenizer, tmp_path, corrupted):
+    import json
+
+    _train_adaptive(tmp_path / "b", tokenizer, stop_at=24)
+    state_file = tmp_path / "b" / "checkpoint-24" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["stateful_callbacks"]["SSECallback"]["attributes"]["adaptive"] = corrupted
+    state_file.write_text(json.dumps(state))
+    before = state_file.read_text()
+    with pytest.raises(ValueError, match="attributes.adaptive must be"):
+        _train_adaptive(tmp_path / "b", tokenizer, resume=str(tmp_path / "b" / "checkpoint-24"))
+    assert state_file.read_text() == before
