@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from sse_hf.graph import SSEGraph, swap_graph
-from sse_hf.sampling import candidate_positions, swap_uniform
+from sse_hf import SSEGraph, swap_graph
+from sse_hf.kernels import candidate_positions, swap_uniform
 
 BERT_SHAPE = (30522, 768)
 BERT_RESERVED = 999  # BERT-base: [PAD], [unused0..993], [UNK], [CLS], [SEP], [MASK] all sit below id 999

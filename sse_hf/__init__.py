@@ -2,15 +2,9 @@
 
 from .callback import SSECallback
 from .config import SSEConfig
-from .graph import SSEGraph, swap_graph, swap_graph_reference
+from .graph import SSEGraph
+from .kernels import candidate_positions, swap_graph, swap_labels, swap_uniform
 from .patch import AlreadyPatchedError, SSEHandle, get_handle, patch_model, unpatch_model, unwrap_model
-from .sampling import (
-    candidate_positions,
-    swap_labels,
-    swap_labels_reference,
-    swap_uniform,
-    swap_uniform_reference,
-)
 from .schedule import SCHEDULES, adaptive_factor, schedule_factor
 
 __version__ = "0.1.0"
@@ -28,11 +22,8 @@ __all__ = [
     "patch_model",
     "schedule_factor",
     "swap_graph",
-    "swap_graph_reference",
     "swap_labels",
-    "swap_labels_reference",
     "swap_uniform",
-    "swap_uniform_reference",
     "unpatch_model",
     "unwrap_model",
 ]

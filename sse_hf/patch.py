@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from .config import SSEConfig, _check_probability
-from .graph import SSEGraph, prepare_graph
+from .graph import SSEGraph
+from .graph_build import prepare_graph
 from .samplers import GraphSampler, UniformSampler
-from .sampling import swap_labels
+from .kernels import swap_labels
 from .schedule import adaptive_factor, schedule_factor
 from .vocabulary import Vocabulary, resolve_vocabulary
 
@@ -524,12 +525,10 @@ def patch_model(
     source = graph if graph is not None else config.graph
     if source is not None:
         knn = isinstance(source, str) and source == "knn"
-        if knn:
-            _require_full_embedding(base, vocabulary.size)
         sampler = GraphSampler(
             prepare_graph(
-                source, table_size=table_size, tokenizer=tokenizer, model=base,
-                exclude_token_ids=vocabulary.protected, **({"k": config.graph_k} if knn else {}),
+                source, table_size=table_size, vocabulary=vocabulary, tokenizer=tokenizer, model=base,
+                **({"k": config.graph_k} if knn else {}),
             )
         )
     else:
@@ -566,18 +565,6 @@ def _stacks_sharing_an_embedding(model: nn.Module, embeddings: dict[str, nn.Modu
     if decoder_embedding is not embeddings["encoder"]:
         return {}
     return {"encoder": model.get_encoder(), "decoder": model.get_decoder()}
-
-
-def _require_full_embedding(model: nn.Module, vocab_size: int) -> None:
-    """graph="knn" reads the whole input-embedding matrix: a clear error where it is partitioned (ZeRO-3)."""
-    embedding = _input_embeddings(model) or find_token_embeddings(model)["encoder"]
-    weight = getattr(embedding, "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[0] < vocab_size:
-        raise ValueError(
-            "graph='knn' needs the full input-embedding matrix, but it is not available here (under ZeRO-3 it is "
-            "partitioned). Build the graph beforehand with SSEGraph.from_embeddings(...).save(path) and set "
-            "graph=path."
-        )
 
 
 def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[_Lookup]:

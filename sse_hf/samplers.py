@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .graph import SSEGraph, swap_graph
-from .sampling import Swap, candidate_positions, swap_uniform
+from .graph import SSEGraph
+from .kernels import Swap, candidate_positions, swap_graph, swap_uniform
 
 
 class UniformSampler:

@@ -7,7 +7,8 @@ import torch
 import transformers
 from scipy import stats
 
-from sse_hf import patch_model, swap_labels, swap_labels_reference
+from sse_hf import patch_model, swap_labels
+from sse_hf.testing import swap_labels_reference
 from tiny_models import tiny_bert, word_ids
 
 

@@ -1,13 +1,17 @@
-"""SSE-SE sampling: the fast kernel against binomial and chi-square bounds and the reference loop."""
+"""The swap kernels: SSE-SE and SSE-Graph against binomial and chi-square bounds and the reference loops."""
 
+import math
 import random
 from collections import Counter
 
 import pytest
 import torch
+import scipy.stats
 from scipy import stats
 
-from sse_hf.sampling import candidate_positions, swap_uniform, swap_uniform_reference
+from graph_fixtures import ADJACENCY, all_tokens, generator, graph  # noqa: F401
+from sse_hf.kernels import SSEGraphTables, Swap, candidate_positions, swap_graph, swap_uniform
+from sse_hf.testing import swap_graph_reference, swap_uniform_reference
 
 TABLE = 40
 CANDIDATES = list(range(4, 24))  # 20 candidates; 0-3 are "special", 24-39 are padded rows never used
@@ -146,3 +150,101 @@ def test_candidate_positions_validation():
         candidate_positions(torch.tensor([[3]]), 10)
     positions = candidate_positions(torch.tensor([7, 2]), 10)
     assert positions.tolist() == [-1, -1, 1, -1, -1, -1, -1, 0, -1, -1]
+
+
+# ----- SSE-Graph ----------------------------------------------------------------------------------
+def test_swaps_land_on_neighbours_at_rate_p_with_edge_weight_frequencies(graph):
+    ids, p = all_tokens(), 0.3
+    swap = swap_graph(ids, p, graph, generator(0))
+    assert isinstance(swap, Swap) and swap.ids.shape == ids.shape and swap.ids.dtype == ids.dtype
+    has_neighbours = torch.isin(ids, torch.tensor(list(ADJACENCY)))
+    assert torch.equal(swap.eligible, has_neighbours)
+    assert not swap.swapped[~has_neighbours].any()
+    assert torch.equal(swap.ids[~swap.swapped], ids[~swap.swapped])
+    assert torch.equal(swap.swapped, swap.ids != ids)  # no self-loops: every swap changes the token
+    for old, new in zip(ids[swap.swapped].tolist(), swap.ids[swap.swapped].tolist()):
+        assert new in ADJACENCY[old]
+    # Total rate among tokens with neighbours: within 5 binomial sigmas of p.
+    n, k = int(has_neighbours.sum()), int(swap.swapped.sum())
+    assert abs(k - n * p) < 5 * math.sqrt(n * p * (1 - p))
+    # Frequencies of each neighbour: chi-square against the edge weights.
+    for token, neighbours in ADJACENCY.items():
+        landed = swap.ids[swap.swapped & (ids == token)]
+        observed = [int((landed == target).sum()) for target in neighbours]
+        total_weight = sum(neighbours.values())
+        expected = [sum(observed) * w / total_weight for w in neighbours.values()]
+        if len(observed) > 1:
+            assert scipy.stats.chisquare(observed, expected).pvalue > 1e-3, (token, observed, expected)
+
+
+def test_p_zero_changes_nothing_and_p_one_swaps_every_token_with_neighbours(graph):
+    ids = all_tokens((20, 30))
+    none = swap_graph(ids, 0.0, graph, generator())
+    assert torch.equal(none.ids, ids) and not none.swapped.any()
+    assert torch.equal(none.eligible, torch.isin(ids, torch.tensor(list(ADJACENCY))))
+    every = swap_graph(ids, 1.0, graph, generator())
+    assert torch.equal(every.swapped, every.eligible)
+    assert (every.ids[every.eligible] != ids[every.eligible]).all()
+    assert torch.equal(every.ids[~every.eligible], ids[~every.eligible])
+
+
+def test_int32_ids_and_empty_batches(graph):
+    ids = all_tokens((8, 16))
+    wide = swap_graph(ids, 0.5, graph, generator(3))
+    narrow = swap_graph(ids.to(torch.int32), 0.5, graph, generator(3))
+    assert narrow.ids.dtype == torch.int32
+    assert torch.equal(narrow.ids.long(), wide.ids) and torch.equal(narrow.swapped, wide.swapped)
+    for shape in [(0,), (2, 0), (0, 7)]:
+        empty = swap_graph(torch.zeros(shape, dtype=torch.long), 0.5, graph, generator())
+        assert empty.ids.shape == empty.swapped.shape == empty.eligible.shape == shape
+    assert not swap_graph(ids, 0.5, graph, generator()).ids.data_ptr() == ids.data_ptr()
+    assert torch.equal(ids, all_tokens((8, 16)))  # the input is never modified
+
+
+def test_sampler_never_syncs_and_allocates_nothing_larger_than_the_batch(graph):
+    # On the meta device every data-dependent op (.item(), nonzero, masked_select) raises: none may run.
+    on_meta = swap_graph(torch.zeros(4, 6, dtype=torch.long, device="meta"), 0.5, graph.to("meta"))
+    assert on_meta.ids.shape == on_meta.swapped.shape == (4, 6) and on_meta.ids.device.type == "meta"
+    moved = graph.to("meta")  # only the five tables the kernel reads move; the CSR stays on the CPU, uncopied
+    assert all(getattr(moved, name).device.type == "meta" for name in SSEGraphTables.__annotations__)
+    assert moved.neighbors is graph.neighbors and moved.offsets is graph.offsets
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestOutput(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor):
+                    LargestOutput.largest = max(LargestOutput.largest, tensor.numel())
+            return out
+
+    big = graph.resized(100_000)  # tables far larger than the batch
+    ids = torch.randint(0, 10, (3, 5))
+    with LargestOutput():
+        swap_graph(ids, 0.5, big, generator())
+    assert LargestOutput.largest == ids.numel()
+
+
+def test_fast_sampler_agrees_in_distribution_with_the_reference(graph):
+    ids, p = all_tokens((40, 250), seed=2), 0.4
+    fast = swap_graph(ids, p, graph, generator(5)).ids
+    slow = torch.tensor(swap_graph_reference(ids.tolist(), p, ADJACENCY, random.Random(5)))
+    for token in range(graph.vocab_size):
+        where = ids == token
+        outcomes = sorted(set(fast[where].tolist()) | set(slow[where].tolist()))
+        if len(outcomes) < 2:
+            assert outcomes == [token] or not outcomes  # never swapped, by either
+            continue
+        table = [[int((sample[where] == o).sum()) for o in outcomes] for sample in (fast, slow)]
+        assert scipy.stats.chi2_contingency(table).pvalue > 1e-3, (token, outcomes, table)
+
+
+def test_reference_sampler_accepts_a_graph_or_a_mapping(graph):
+    ids = all_tokens((5, 7)).tolist()
+    assert swap_graph_reference(ids, 0.0, graph, random.Random(0)) == ids
+    swapped = swap_graph_reference(ids, 1.0, graph, random.Random(0))
+    for row, new_row in zip(ids, swapped):
+        for old, new in zip(row, new_row):
+            assert new in ADJACENCY[old] if old in ADJACENCY else new == old

@@ -1,17 +1,32 @@
-"""Pure tensor functions that turn token ids into SSE-swapped token ids.
+"""The swap kernels: pure tensor functions that turn ids into SSE-swapped ids (SSE-SE, SSE-Graph, labels).
 
-They know nothing about models. The fast versions are vectorised on the ids' own device,
-never synchronise with the host and allocate nothing larger than the batch; the `*_reference`
-versions are plain Python loops kept as the obviously-correct oracle for the tests.
+They know nothing about models. Each is vectorised on the ids' own device, never synchronises with the
+host and allocates nothing larger than the batch. Their plain-loop oracles are in `sse_hf.testing`.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
+
+
+# SSE-Graph draws one 62-bit integer per token: its high 31 bits pick a slot of the token's row, its low 31
+# bits decide between the slot's own neighbour and its alias (Walker's alias method, O(1) per token). A
+# global searchsorted over all edges was tried first: ~100 ns per token of dependent cache misses, 0.15x
+# the speed of SSE-SE on a BERT-sized graph.
+ALIAS_BITS = 31
+ALIAS_MASK = (1 << ALIAS_BITS) - 1
+
+
+class SSEGraphTables(Protocol):
+    """The five per-device tables `swap_graph` reads (an `SSEGraph` provides them)."""
+
+    row_start: torch.Tensor  # per token id: its first slot
+    row_degree: torch.Tensor  # per token id: its number of neighbours (0: never swapped)
+    alias_threshold: torch.Tensor  # per slot: keep its own neighbour when the low bits fall below this
+    neighbor_table: torch.Tensor  # per slot: its own neighbour
+    alias_table: torch.Tensor  # per slot: the alias taken otherwise
 
 
 class Swap(NamedTuple):
@@ -77,22 +92,6 @@ def swap_uniform(
     return Swap(torch.where(swapped, replacement, input_ids), swapped, eligible)
 
 
-def swap_uniform_reference(
-    input_ids: Sequence[Sequence[int]], p: float, candidates: Sequence[int], rng: random.Random
-) -> list[list[int]]:
-    """The slow, obviously correct SSE-SE: a Python loop over every token. Test oracle only."""
-    candidate_set = set(candidates)
-    swapped_rows = []
-    for row in input_ids:
-        new_row = []
-        for token in row:
-            if token in candidate_set and rng.random() < p:
-                token = rng.choice([other for other in candidates if other != token])
-            new_row.append(token)
-        swapped_rows.append(new_row)
-    return swapped_rows
-
-
 def swap_labels(
     labels: torch.Tensor, p: float, num_classes: int, generator: torch.Generator | None = None
 ) -> Swap:
@@ -111,11 +110,37 @@ def swap_labels(
     return Swap(torch.where(swapped, replacement, labels), swapped, eligible)
 
 
-def swap_labels_reference(labels: Sequence[int], p: float, num_classes: int, rng: random.Random) -> list[int]:
-    """The slow, obviously correct label SSE: a Python loop. Test oracle only."""
-    result = []
-    for label in labels:
-        if 0 <= label < num_classes and rng.random() < p:
-            label = rng.choice([other for other in range(num_classes) if other != label])
-        result.append(label)
-    return result
+def swap_graph(
+    input_ids: torch.Tensor,
+    p: float,
+    graph: SSEGraphTables,
+    generator: torch.Generator | None = None,
+) -> Swap:
+    """SSE-Graph: replace each token, independently with probability `p`, by one of its graph neighbours.
+
+    The neighbour is drawn in proportion to edge weight; a token without neighbours is never replaced.
+    `graph` must live on the ids' device (`graph.to(device)`, cached) and cover every id
+    (`graph.resized(table_size)`). Vectorised, no host sync, only batch-sized temporaries.
+    Returns `Swap(ids, swapped, eligible)`; `input_ids` itself is never modified.
+    """
+    flat = input_ids.reshape(-1)
+    safe, inside = in_table(flat, graph.row_degree.numel())
+    degree = graph.row_degree.index_select(0, safe)
+    eligible = (degree > 0) & inside
+    if p <= 0.0 or input_ids.numel() == 0:
+        return Swap(input_ids, torch.zeros_like(eligible).view_as(input_ids), eligible.view_as(input_ids))
+    draw = torch.rand(flat.shape, generator=generator, device=flat.device)
+    swapped = draw < p
+    swapped &= eligible
+    # One 62-bit draw per token: high 31 bits -> slot in the row, low 31 bits -> keep the slot's neighbour or
+    # take its alias. A token without neighbours gets slot = row start (at worst the padding slot); masked out.
+    bits = torch.randint(0, 1 << (2 * ALIAS_BITS), flat.shape, generator=generator, device=flat.device)
+    slot = bits >> ALIAS_BITS
+    slot *= degree
+    slot >>= ALIAS_BITS
+    slot += graph.row_start.index_select(0, safe)
+    bits &= ALIAS_MASK
+    keep = bits < graph.alias_threshold.index_select(0, slot)
+    replacement = torch.where(keep, graph.neighbor_table.index_select(0, slot), graph.alias_table.index_select(0, slot))
+    new_ids = torch.where(swapped, replacement.to(input_ids.dtype), flat)
+    return Swap(new_ids.view_as(input_ids), swapped.view_as(input_ids), eligible.view_as(input_ids))

@@ -1,0 +1,440 @@
+"""Building an `SSEGraph` from what users have: mappings, edge-list and graph files, scipy matrices, and
+the model's own embeddings (each token's k nearest neighbours), and `prepare_graph`, which turns any of
+them into the graph a hook samples from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .graph import SSEGraph, _check_positive_int
+from .vocabulary import Vocabulary, resolve_vocabulary
+
+# How many unknown tokens a warning quotes.
+_EXAMPLES = 5
+
+
+def from_dict(
+    mapping: Mapping[Any, Any],
+    *,
+    tokenizer=None,
+    vocab_size: int | None = None,
+    undirected: bool = False,
+) -> SSEGraph:
+    """A graph from `{token: neighbours}`: `{"good": ["great", "fine"]}`, `{"good": {"great": 2.0}}`, `{12: [13]}`.
+
+    Tokens are strings (converted with `tokenizer`) or integer ids. Tokens the tokenizer does not
+    know are reported in one warning and their edges dropped. `vocab_size` defaults to `len(tokenizer)`.
+    """
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"from_dict expects a mapping from token to neighbours, got {type(mapping).__name__}.")
+    sources, targets, weights = [], [], []
+    for source, neighbours in mapping.items():
+        if isinstance(neighbours, Mapping):
+            items = list(neighbours.items())
+        elif isinstance(neighbours, (str, bytes)) or not isinstance(neighbours, Iterable):
+            raise TypeError(
+                f"The neighbours of {source!r} must be a list of tokens or a {{token: weight}} mapping, "
+                f"got {type(neighbours).__name__} {neighbours!r}."
+            )
+        else:
+            items = [(target, 1.0) for target in neighbours]
+        for target, weight in items:
+            sources.append(source)
+            targets.append(target)
+            weights.append(_as_weight(weight, f"edge {source!r} -> {target!r}"))
+    return _from_token_edges(sources, targets, weights, tokenizer, vocab_size, undirected, "dict")
+
+
+def from_edge_file(
+    path: str | os.PathLike,
+    *,
+    tokenizer=None,
+    vocab_size: int | None = None,
+    undirected: bool = False,
+) -> SSEGraph:
+    """A graph from an edge list: `.tsv`/`.txt` (`source<TAB>target[<TAB>weight]`) or `.jsonl`.
+
+    TSV fields are token strings when a tokenizer is given, else integer ids; blank lines, `#`
+    comments and a `source<TAB>target...` header are skipped. JSONL lines are objects
+    `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No edge-list file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
+    if path.endswith(".jsonl"):
+        sources, targets, weights = _read_jsonl(path)
+    elif path.endswith((".tsv", ".txt")):
+        sources, targets, weights = _read_tsv(path, as_ids=tokenizer is None)
+    else:
+        raise ValueError(f"Cannot tell the format of {path}: use a .tsv, .txt or .jsonl edge list.")
+    return _from_token_edges(
+        sources, targets, weights, tokenizer, vocab_size, undirected, f"file {os.path.basename(path)}"
+    )
+
+
+def from_file(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
+) -> SSEGraph:
+    """Any graph file by extension: `.safetensors` (`save`), `.tsv`/`.txt`/`.jsonl` edge lists, `.json` mapping."""
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
+        graph = SSEGraph.load(path)
+        return graph if vocab_size is None else graph.resized(vocab_size)
+    if path.endswith(".json"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
+        with open(path, encoding="utf-8") as handle:
+            mapping = json.load(handle)
+        return from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+    return from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+
+
+def from_scipy(matrix: Any, *, vocab_size: int | None = None, undirected: bool = False) -> SSEGraph:
+    """A graph from a V x V scipy sparse matrix whose entry (i, j) is the weight of edge i -> j."""
+    shape = getattr(matrix, "shape", None)
+    if not hasattr(matrix, "tocoo") or shape is None:
+        raise TypeError(f"from_scipy expects a scipy.sparse matrix or array, got {type(matrix).__name__}.")
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"The graph matrix must be square (vocab_size x vocab_size), got shape {tuple(shape)}.")
+    if vocab_size is not None and shape[0] != vocab_size:
+        raise ValueError(
+            f"The graph matrix has shape {tuple(shape)} but the vocabulary has {vocab_size} ids: expected "
+            f"({vocab_size}, {vocab_size})."
+        )
+    coo = matrix.tocoo()
+    return SSEGraph.from_edges(
+        torch.from_numpy(coo.row.astype("int64")),
+        torch.from_numpy(coo.col.astype("int64")),
+        torch.from_numpy(coo.data.astype("float64")),
+        vocab_size=int(shape[0]),
+        undirected=undirected,
+        metadata={"source": "scipy"},
+    )
+
+
+def _from_token_edges(sources, targets, weights, tokenizer, vocab_size, undirected, source) -> SSEGraph:
+    """Convert token strings to ids (warning about unknown ones), then build with `from_edges`."""
+    if vocab_size is None:
+        if tokenizer is None:
+            raise ValueError(
+                "Cannot tell the vocabulary size of the graph: pass tokenizer=... (its len() is used) or "
+                "vocab_size=..."
+            )
+        vocab_size = len(tokenizer)
+    lookup = _token_lookup([*sources, *targets], tokenizer)
+    unknown = [token for token, token_id in lookup.items() if token_id is None]
+    kept_sources, kept_targets, kept_weights = [], [], []
+    for s, t, w in zip(sources, targets, weights):
+        s_id, t_id = lookup[_key(s)], lookup[_key(t)]
+        if s_id is not None and t_id is not None:
+            kept_sources.append(s_id)
+            kept_targets.append(t_id)
+            kept_weights.append(w)
+    if unknown:
+        dropped = len(sources) - len(kept_sources)
+        examples = ", ".join(repr(token[1]) for token in unknown[:_EXAMPLES])
+        more = f" and {len(unknown) - _EXAMPLES} more" if len(unknown) > _EXAMPLES else ""
+        warnings.warn(
+            f"sse_hf: {len(unknown)} token(s) of the graph ({source}) are not in the vocabulary of "
+            f"{type(tokenizer).__name__}, so their {dropped} edge(s) were dropped: {examples}{more}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return SSEGraph.from_edges(
+        torch.tensor(kept_sources, dtype=torch.int64),
+        torch.tensor(kept_targets, dtype=torch.int64),
+        torch.tensor(kept_weights, dtype=torch.float64),
+        vocab_size=vocab_size,
+        undirected=undirected,
+        metadata={"source": source},
+    )
+
+
+def from_embeddings(
+    embeddings: torch.Tensor | nn.Module,
+    k: int = 10,
+    *,
+    tokenizer=None,
+    exclude_token_ids: Iterable[int] = (),
+    vocab_size: int | None = None,
+    weighting: str = "softmax",
+    temperature: float = 0.1,
+    chunk_size: int = 1024,
+) -> SSEGraph:
+    """Each token's `k` nearest neighbours by cosine similarity of its (pretrained) input embedding.
+
+    `embeddings` is the weight matrix [rows, dim] or a model (its `get_input_embeddings()`).
+    Excluded ids (`exclude_token_ids`, plus the special and reserved ids of `tokenizer` when given)
+    are neither sources nor neighbours. Only the first `vocab_size` rows count (default
+    `len(tokenizer)`, else all rows), so a padded table's extra rows are never drawn.
+    Edge weights: `weighting="softmax"` gives neighbour j of i the weight
+    softmax_j(cos(i, j) / temperature) over the k neighbours (nearer ones more often);
+    `"uniform"` gives each 1/k. Computed on the weight's device, `chunk_size` rows at a time
+    (memory about (chunk_size + dim) x vocab floats), never the full vocab x vocab matrix.
+    """
+    weight = _embedding_weight(embeddings)
+    if weighting not in ("softmax", "uniform"):
+        raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
+    if weighting == "softmax" and (
+        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+        or not math.isfinite(temperature) or temperature <= 0
+    ):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+    chunk_size = _check_positive_int("chunk_size", chunk_size)
+    rows = weight.shape[0]
+    if vocab_size is None:
+        vocab_size = len(tokenizer) if tokenizer is not None else rows
+    vocab_size = _check_positive_int("vocab_size", vocab_size)
+    if vocab_size > rows:
+        raise ValueError(
+            f"vocab_size is {vocab_size} but the embedding table has only {rows} rows: ids past {rows - 1} have "
+            "no embedding. Resize the model's embeddings or pass the matching tokenizer."
+        )
+    excluded = {int(i) for i in exclude_token_ids}
+    if tokenizer is not None:
+        excluded |= resolve_vocabulary(None, tokenizer).protected
+    if any(i < 0 for i in excluded):
+        raise ValueError(f"exclude_token_ids must be non-negative ids, got {min(excluded)}.")
+    keep = torch.ones(vocab_size, dtype=torch.bool)
+    inside = [i for i in excluded if i < vocab_size]  # ids past the vocabulary are excluded anyway
+    if inside:
+        keep[torch.tensor(inside, dtype=torch.long)] = False
+    candidates = keep.nonzero().squeeze(1)
+    count = candidates.numel()
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < count:
+        raise ValueError(
+            f"k must be an integer with 1 <= k < {count} (the number of candidate tokens: {vocab_size} ids minus "
+            f"{vocab_size - count} special, reserved or excluded ones), got {k!r}."
+        )
+    with torch.no_grad():
+        # Computed where the weight lives (a GPU builds a large vocabulary in seconds); the result is on the CPU.
+        dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
+        table = weight.detach()[:vocab_size]
+        if not bool(torch.isfinite(table).all()):
+            raise ValueError(
+                "The embedding table holds NaN or infinite values; cannot compute cosine similarities."
+            )
+        normed = torch.nn.functional.normalize(table[candidates.to(table.device)].to(dtype), dim=1)
+        neighbor_positions = torch.empty(count, k, dtype=torch.int64)
+        similarities = torch.empty(count, k, dtype=dtype)
+        buffer = torch.empty(min(chunk_size, count), count, dtype=dtype, device=normed.device)
+        for start in range(0, count, chunk_size):
+            stop = min(start + chunk_size, count)
+            scores = buffer[: stop - start]
+            torch.mm(normed[start:stop], normed.T, out=scores)
+            diagonal = torch.arange(stop - start, device=scores.device)
+            scores[diagonal, diagonal + start] = -math.inf  # never itself
+            values, indices = scores.topk(k, dim=1)
+            similarities[start:stop] = values.cpu()
+            neighbor_positions[start:stop] = indices.cpu()
+        del buffer, normed
+    if weighting == "softmax":
+        probabilities = torch.softmax(similarities.to(torch.float64) / temperature, dim=1)
+    else:
+        probabilities = torch.full((count, k), 1.0 / k, dtype=torch.float64)
+    offsets = torch.zeros(vocab_size + 1, dtype=torch.int64)
+    degrees = torch.zeros(vocab_size, dtype=torch.int64)
+    degrees[candidates] = k
+    offsets[1:] = torch.cumsum(degrees, 0)
+    metadata = {
+        "source": "knn",
+        "vocab_size": vocab_size,
+        "k": k,
+        "weighting": weighting,
+        "temperature": float(temperature) if weighting == "softmax" else None,
+        "excluded_ids": vocab_size - count,
+        "embedding_shape": list(weight.shape),
+    }
+    cumulative = torch.cumsum(probabilities, dim=1).clamp_(max=1.0)
+    cumulative[:, -1] = 1.0
+    return SSEGraph(offsets, candidates[neighbor_positions].reshape(-1), cumulative.reshape(-1), metadata)
+
+
+def prepare_graph(
+    graph: Any,
+    *,
+    table_size: int,
+    tokenizer=None,
+    vocabulary: Vocabulary | None = None,
+    model: nn.Module | None = None,
+    exclude_token_ids: Iterable[int] = (),
+    **knn_options: Any,
+) -> SSEGraph:
+    """Turn what a user passed into the graph a hook samples from, once per patch.
+
+    `graph` is an `SSEGraph`, a file path (`SSEGraph.from_file`: a saved `.safetensors` graph, a
+    `.tsv`/`.txt`/`.jsonl` edge list, a `.json` mapping), a mapping (`from_dict`), a scipy sparse
+    matrix (`from_scipy`) or `"knn"` (`from_embeddings(model, **knn_options)`). The result never
+    touches the vocabulary's protected ids (special, reserved and `exclude_token_ids`; edges at them are
+    removed, with a warning for user graphs) and covers `table_size` ids (the embedding's rows).
+    `vocabulary` is the one `patch_model` resolved; without it, it is resolved from `tokenizer`.
+    """
+    if vocabulary is None:
+        vocabulary = _standalone_vocabulary(tokenizer, table_size, exclude_token_ids)
+    excluded, vocab_size = vocabulary.protected, vocabulary.size
+    if isinstance(graph, str) and graph == "knn":
+        if model is None:
+            raise ValueError('graph="knn" builds the graph from the model\'s input embeddings: pass model=...')
+        graph = from_embeddings(model, exclude_token_ids=excluded, vocab_size=vocab_size, **knn_options)
+    elif knn_options:
+        raise TypeError(f"{sorted(knn_options)} only apply to graph='knn'.")
+    elif isinstance(graph, (str, os.PathLike)):
+        graph = from_file(graph, tokenizer=tokenizer, vocab_size=None if tokenizer else vocab_size)
+    elif isinstance(graph, Mapping):
+        graph = from_dict(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    elif hasattr(graph, "tocoo"):
+        graph = from_scipy(graph)
+    elif not isinstance(graph, SSEGraph):
+        raise TypeError(
+            "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
+            f"'knn', got {type(graph).__name__}."
+        )
+    before = graph.num_edges
+    graph = graph.excluding(excluded)
+    if graph.num_edges < before:
+        warnings.warn(
+            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
+            "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return graph.resized(table_size)  # pads for a padded table; refuses edges at ids the table lacks
+
+
+def _standalone_vocabulary(tokenizer, table_size: int, exclude_token_ids: Iterable[int]) -> Vocabulary:
+    """The vocabulary `prepare_graph` protects when called on its own: the tokenizer's, else the table's ids."""
+    if tokenizer is not None:
+        return resolve_vocabulary(None, tokenizer, exclude_token_ids=exclude_token_ids)
+    protected = frozenset(int(i) for i in exclude_token_ids)
+    candidates = tuple(i for i in range(table_size) if i not in protected)
+    return Vocabulary(table_size, candidates, protected, f"table of {table_size} rows")
+
+
+# ----- readers and conversions ----------------------------------------------------------------
+def _as_weight(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"The weight of {where} must be a number, got {value!r}.")
+    return float(value)
+
+
+def _key(token: Any) -> tuple[str, Any]:
+    """A hashable key that keeps the id 12 and the token string "12" apart."""
+    if isinstance(token, str):
+        return ("token", token)
+    if isinstance(token, bool) or not hasattr(token, "__index__"):
+        raise ValueError(f"Graph tokens must be token strings or integer ids, got {token!r} ({type(token).__name__}).")
+    return ("id", int(token))
+
+
+def _token_lookup(tokens: Sequence[Any], tokenizer) -> dict[tuple[str, Any], int | None]:
+    """Map each distinct token (string or id) to its id; None for strings the tokenizer does not know."""
+    keys = list(dict.fromkeys(_key(token) for token in tokens))
+    lookup: dict[tuple[str, Any], int | None] = {key: key[1] for key in keys if key[0] == "id"}
+    strings = [key[1] for key in keys if key[0] == "token"]
+    if strings:
+        if tokenizer is None:
+            raise ValueError(
+                f"The graph names tokens as strings (e.g. {strings[0]!r}); converting them needs a tokenizer: pass "
+                "tokenizer=..., or give integer ids and vocab_size=..."
+            )
+        ids = tokenizer.convert_tokens_to_ids(strings)
+        unk_id, unk_token = getattr(tokenizer, "unk_token_id", None), getattr(tokenizer, "unk_token", None)
+        for token, token_id in zip(strings, ids):
+            known = token_id is not None and (token_id != unk_id or unk_id is None or token == unk_token)
+            lookup[("token", token)] = int(token_id) if known else None
+    return lookup
+
+
+def _read_tsv(path: str, as_ids: bool) -> tuple[list, list, list[float]]:
+    sources, targets, weights = [], [], []
+    header_checked = False
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            if not header_checked:
+                header_checked = True
+                if [f.strip().lower() for f in fields[:2]] == ["source", "target"]:
+                    continue
+            if len(fields) not in (2, 3):
+                raise ValueError(
+                    f"{path}, line {number}: expected 'source<TAB>target' or 'source<TAB>target<TAB>weight', "
+                    f"got {len(fields)} tab-separated field(s): {line!r}."
+                )
+            ends = []
+            for field in fields[:2]:
+                if as_ids:
+                    try:
+                        ends.append(int(field))
+                    except ValueError:
+                        raise ValueError(
+                            f"{path}, line {number}: {field!r} is not an integer token id. To read token strings, "
+                            "pass tokenizer=..."
+                        ) from None
+                else:
+                    ends.append(field)
+            try:
+                weight = float(fields[2]) if len(fields) == 3 else 1.0
+            except ValueError:
+                raise ValueError(f"{path}, line {number}: the weight {fields[2]!r} is not a number.") from None
+            sources.append(ends[0])
+            targets.append(ends[1])
+            weights.append(weight)
+    return sources, targets, weights
+
+
+def _read_jsonl(path: str) -> tuple[list, list, list[float]]:
+    sources, targets, weights = [], [], []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
+            if not isinstance(record, dict) or "source" not in record or "target" not in record:
+                raise ValueError(
+                    f'{path}, line {number}: expected an object {{"source": ..., "target": ..., "weight": ...}}, '
+                    f"got {line.strip()!r}."
+                )
+            sources.append(record["source"])
+            targets.append(record["target"])
+            weights.append(_as_weight(record.get("weight", 1.0), f"{path}, line {number}"))
+    return sources, targets, weights
+
+
+def _embedding_weight(embeddings: torch.Tensor | nn.Module) -> torch.Tensor:
+    """The [rows, dim] weight of an embedding matrix, an embedding module or a model."""
+    if isinstance(embeddings, nn.Module):
+        module = embeddings
+        getter = getattr(module, "get_input_embeddings", None)
+        if callable(getter):
+            module = getter()
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.Tensor):
+            raise ValueError(
+                f"Cannot find an input-embedding weight on {type(embeddings).__name__}: pass the weight tensor itself."
+            )
+        embeddings = weight
+    if not isinstance(embeddings, torch.Tensor):
+        raise TypeError(f"Expected an embedding weight tensor or a model, got {type(embeddings).__name__}.")
+    if embeddings.ndim != 2 or embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
+        raise ValueError(
+            f"The input-embedding weight must be the full matrix [vocab_size, dim], got shape "
+            f"{tuple(embeddings.shape)}. Under DeepSpeed ZeRO-3 it is partitioned: build the graph beforehand with "
+            "SSEGraph.from_embeddings(...).save(path) and set graph=path."
+        )
+    if embeddings.is_complex() or not embeddings.is_floating_point():
+        raise ValueError(f"The embedding weight must be floating point, got {embeddings.dtype}.")
+    return embeddings
