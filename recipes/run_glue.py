@@ -59,7 +59,7 @@ from run_setup import (  # noqa: E402
     setup_logging,
     shutdown_distributed,
 )
-from sse_args import SSEArguments, build_sse_callback, sse_settings  # noqa: E402
+from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         collator = default_data_collator
     else:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
-    sse_callback = build_sse_callback(sse_args, tokenizer=tokenizer)
+    sse_config = to_sse_config(sse_args)  # built once: the callback and the record use the same one
+    sse_callback = build_sse_callback(sse_args, sse_config, tokenizer=tokenizer)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -351,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model_name_or_path": model_args.model_name_or_path,
         "primary_metric": f"eval_{metric_names[0]}",
         "seed": training_args.seed,
-        **sse_settings(sse_args),
+        **sse_settings(sse_args, sse_config),
     }
     # ----- train ---------------------------------------------------------------------------------
     if training_args.do_train:

@@ -50,7 +50,7 @@ from run_setup import (  # noqa: E402
     setup_logging,
     shutdown_distributed,
 )
-from sse_args import SSEArguments, build_sse_callback, sse_settings  # noqa: E402
+from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
 from wordpiece import train_wordpiece_tokenizer  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer, data_args.mlm_probability,
         pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) and data_args.line_by_line else None,
     )  # fmt: skip
-    sse_callback = build_sse_callback(sse_args, tokenizer=tokenizer)
+    sse_config = to_sse_config(sse_args)  # built once: the callback and the record use the same one
+    sse_callback = build_sse_callback(sse_args, sse_config, tokenizer=tokenizer)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "greater_is_better": False,
         "seed": training_args.seed,
         "max_seq_length": max_seq_length,
-        **sse_settings(sse_args),
+        **sse_settings(sse_args, sse_config),
     }
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint

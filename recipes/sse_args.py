@@ -101,25 +101,15 @@ def to_sse_config(args: Any) -> SSEConfig:
 
 
 def sse_is_active(args: Any, config: SSEConfig | None = None) -> bool:
-    """True when the run should train with SSE: the switch is on and some swap probability is above 0."""
-    config = config or to_sse_config(args)
-    probabilities = []
-    for name, value in config.to_dict().items():
-        if name == "p" or name.endswith("_p"):  # p, decoder_p, label_p, table_p {...}, and later ones
-            probabilities += list(value.values()) if isinstance(value, dict) else [value]
-    probabilities = [v for v in probabilities if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return bool(args.sse) and any(value > 0 for value in probabilities)
+    """True when the run should train with SSE: the switch is on and the config swaps something."""
+    return bool(args.sse) and (config or to_sse_config(args)).is_active
 
 
-def build_sse_callback(args: Any, tokenizer=None) -> SSECallback | None:
-    """The `SSECallback` for this run, or None when SSE is off (the baseline trains with no hook at all)."""
-    config = to_sse_config(args)
-    if not sse_is_active(args, config):
-        return None
-    return SSECallback(config, tokenizer=tokenizer)
+def build_sse_callback(args: Any, config: SSEConfig, tokenizer=None) -> SSECallback | None:
+    """The `SSECallback` for this run's `config`, or None when SSE is off (the baseline trains with no hook)."""
+    return SSECallback(config, tokenizer=tokenizer) if sse_is_active(args, config) else None
 
 
-def sse_settings(args: Any) -> dict[str, Any]:
+def sse_settings(args: Any, config: SSEConfig) -> dict[str, Any]:
     """The SSE settings of a run, for all_results.json: whether it was on, and every SSEConfig field."""
-    config = to_sse_config(args)
     return {"sse_enabled": sse_is_active(args, config), **{PREFIX + k: v for k, v in config.to_dict().items()}}

@@ -173,6 +173,12 @@ class SSEConfig:
         if self.seed is not None:
             self.seed = int(self.seed)
 
+    @property
+    def is_active(self) -> bool:
+        """True when some swap probability is above 0: the config changes training at all."""
+        probabilities = [self.p, self.decoder_p or 0.0, self.label_p, *self.table_p.values()]
+        return any(value > 0 for value in probabilities)
+
     def replace(self, **overrides: Any) -> SSEConfig:
         """Return a validated copy with some fields changed; unknown names are a clear error."""
         known = {f.name for f in dataclasses.fields(self)}
