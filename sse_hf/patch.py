@@ -35,7 +35,7 @@ class AlreadyPatchedError(RuntimeError):
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model under DDP, DataParallel, FSDP, DeepSpeed, torch.compile and PEFT wrappers."""
+    """The plain model under DDP, DataParallel, FSDP, DeepSpeed, torch.compile, PEFT and SentenceTransformer wrappers."""
     seen = set()
     while id(model) not in seen:
         seen.add(id(model))
@@ -50,7 +50,20 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model.module
         elif type(model).__module__.startswith("peft.") and hasattr(model, "get_base_model"):
             model = model.get_base_model()
+        elif _sentence_transformer_model(model) is not None:
+            model = _sentence_transformer_model(model)
     return model
+
+
+def _sentence_transformer_model(model: nn.Module) -> nn.Module | None:
+    """The Transformers model inside a sentence-transformers `SentenceTransformer` (`model[0].auto_model`), else None.
+
+    A SentenceTransformer is an `nn.Sequential` of modules with no `get_input_embeddings()` of its own.
+    """
+    if not isinstance(model, nn.Sequential) or len(model) == 0 or callable(getattr(model, "get_input_embeddings", None)):
+        return None
+    inner = getattr(model[0], "auto_model", None)
+    return inner if isinstance(inner, nn.Module) else None
 
 
 def _is_compiled(model: nn.Module) -> bool:
