@@ -21,6 +21,7 @@ from .graph import SSEGraph, prepare_graph
 from .samplers import GraphSampler, UniformSampler
 from .sampling import swap_labels
 from .schedule import schedule_factor
+from .scope import restrict_swap, scope_mask
 from .vocabulary import Vocabulary, resolve_vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -175,6 +176,7 @@ class SSEHandle:
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._warned: set[str] = set()
         self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
+        self._scope: torch.Tensor | None = None  # positions swap_tokens allows in the forward under way
         self._removed = False
 
     # ----- life cycle -------------------------------------------------------------------------
@@ -192,6 +194,9 @@ class SSEHandle:
                 lookup.module.register_forward_pre_hook(self._make_hook(lookup), with_kwargs=True, prepend=True)
             )
         self._hooks.append(self.model.register_forward_pre_hook(self._model_inputs_hook, with_kwargs=True))
+        if self.config.swap_tokens != "all":
+            self._hooks.append(self.model.register_forward_pre_hook(self._scope_hook, with_kwargs=True, prepend=True))
+            self._hooks.append(self.model.register_forward_hook(self._clear_scope, always_call=True))
 
     def remove(self) -> None:
         """Detach every hook this handle added. Safe to call twice."""
@@ -335,12 +340,21 @@ class SSEHandle:
             if not isinstance(input_ids, torch.Tensor) or input_ids.is_floating_point() or input_ids.is_complex():
                 return None
             swap = lookup.sampler(input_ids, p, self._generator(input_ids.device))
+            if self.config.swap_tokens != "all" and lookup.role in WORD_PIECE_ROLES:
+                swap = restrict_swap(swap, self._scope, input_ids, self.config.swap_tokens)
             _count(lookup, swap.eligible, swap.swapped)
             if key is None:
                 return (swap.ids, *args[1:]), kwargs
             return args, {**kwargs, key: swap.ids}
 
         return swap_token_ids
+
+    def _scope_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """For swap_tokens 'prompt'/'completion': read which positions may be swapped from this step's labels."""
+        self._scope = scope_mask(self.config.swap_tokens, kwargs) if self._active(module) else None
+
+    def _clear_scope(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._scope = None
 
     def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
         """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
@@ -414,6 +428,12 @@ def patch_model(
         )
 
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
+    if config.swap_tokens != "all" and "input" not in embeddings:
+        raise ValueError(
+            f"SSEConfig.swap_tokens={config.swap_tokens!r} splits causal-LM inputs by their labels, but "
+            f"{type(base).__name__} is an encoder-decoder whose labels are decoder targets, not aligned with its "
+            "inputs. Use swap_tokens='all' (and decoder_p for the decoder inputs)."
+        )
     stacks = _stacks_sharing_an_embedding(base, embeddings)
     model_config = getattr(base, "config", None)
     if model_config is not None and hasattr(model_config, "get_text_config"):
