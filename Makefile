@@ -30,11 +30,11 @@ install: $(INSTALLED)
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-# Torch first, from its own index, so that the project's install finds it and never resolves another build;
-# torch is named again in the project's install so that pip keeps it at the pinned version.
+# Torch first, from its own index (only torch itself: its dependencies come from PyPI in the next step), so that
+# the project's install finds it; torch is named again there so that pip keeps it at the pinned version.
 $(INSTALLED): pyproject.toml Makefile | $(VENV_PYTHON)
 	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
-	$(VENV_PYTHON) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+	$(VENV_PYTHON) -m pip install --quiet --no-deps "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 	$(VENV_PYTHON) -m pip install --quiet "$(TORCH_SPEC)" -e ".[$(EXTRAS)]"
 	$(VENV_PYTHON) -c "import torch; print('torch', torch.__version__, '| CUDA available:', torch.cuda.is_available())"
 	touch $(INSTALLED)
