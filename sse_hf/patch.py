@@ -140,14 +140,13 @@ class _Lookup:
     base_p: float
     # Set when one embedding module serves both encoder and decoder: swap only while this stack runs.
     stack: nn.Module | None = None
-    tokens_seen: int = 0
-    counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)  # device -> [eligible, swapped]
+    # device -> [seen, eligible, swapped]; tensors, not Python ints, so compiled code never recompiles to count
+    counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)
 
 
 def _count(lookup, eligible: torch.Tensor, swapped: torch.Tensor) -> None:
     """Add a batch to a lookup's counts, on the device: no host sync."""
-    lookup.tokens_seen += eligible.numel()
-    step = torch.stack([eligible.sum(), swapped.sum()])
+    step = torch.stack([eligible.new_full((), eligible.numel(), dtype=torch.long), eligible.sum(), swapped.sum()])
     counts = lookup.counts.get(step.device)
     if counts is None:
         lookup.counts[step.device] = step
@@ -190,6 +189,7 @@ class SSEHandle:
             weight = getattr(lookup.module, "weight", None)
             if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
                 lookup.sampler.prepare(weight.device)  # build id tables now, outside compiled or timed code
+                lookup.counts.setdefault(weight.device, torch.zeros(3, dtype=torch.long, device=weight.device))
             self._hooks.append(
                 lookup.module.register_forward_pre_hook(self._make_hook(lookup), with_kwargs=True, prepend=True)
             )
@@ -263,13 +263,14 @@ class SSEHandle:
         lookups = [*self._lookups, self._labels] if self._labels.base_p > 0 else self._lookups
         report = {}
         for lookup in lookups:
-            eligible = swapped = 0
+            seen = eligible = swapped = 0
             for counts in lookup.counts.values():
-                eligible_here, swapped_here = counts.tolist()
+                seen_here, eligible_here, swapped_here = counts.tolist()
+                seen += seen_here
                 eligible += eligible_here
                 swapped += swapped_here
             report[lookup.role] = {
-                "tokens_seen": lookup.tokens_seen,
+                "tokens_seen": seen,
                 "tokens_eligible": eligible,
                 "tokens_swapped": swapped,
                 "swap_rate": swapped / eligible if eligible else 0.0,
@@ -282,7 +283,7 @@ class SSEHandle:
     @property
     def tokens_seen(self) -> int:
         """Word-piece ids that went through a hooked lookup in a training step."""
-        return sum(lookup.tokens_seen for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES)
+        return self._word_piece_total("tokens_seen")
 
     @property
     def tokens_eligible(self) -> int:
@@ -303,7 +304,6 @@ class SSEHandle:
     def reset_stats(self) -> None:
         """Zero every count."""
         for lookup in [*self._lookups, self._labels]:
-            lookup.tokens_seen = 0
             lookup.counts.clear()
 
     # ----- the hooks --------------------------------------------------------------------------
