@@ -43,10 +43,28 @@ def use_cpu_when_launched_without_accelerator() -> bool:
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = getattr(torch, "accelerator", None)
     has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    if launched and not has_accelerator:
+        _fsdp_falls_back_to_data_parallel()
     if launched and not has_accelerator and "ACCELERATE_USE_CPU" not in os.environ:
         os.environ["ACCELERATE_USE_CPU"] = "true"
         return True
     return False
+
+
+def _fsdp_falls_back_to_data_parallel() -> None:
+    """An FSDP config launched on a CPU-only machine: accelerate trains data-parallel over gloo (MULTI_CPU) instead.
+
+    Then nothing would broadcast rank 0's weights, so `fsdp_cpu_ram_efficient_loading` (which loads the other
+    ranks' models on the meta device) must be off, or every rank but 0 fails on its meta tensors.
+    """
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() not in ("1", "true", "yes"):
+        return
+    os.environ["ACCELERATE_USE_FSDP"] = "false"
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
+    logger.warning(
+        "FSDP config on a machine with no accelerator: accelerate cannot shard on the CPU, so the processes train "
+        "data-parallel over gloo, each holding the whole model (CPU-RAM-efficient loading turned off)."
+    )
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
