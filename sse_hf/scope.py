@@ -16,8 +16,8 @@ def scope_mask(swap_tokens: str, model_kwargs: dict[str, Any]) -> torch.Tensor |
     The completion is what the loss predicts. TRL's `completion_mask` (1 on completion tokens) says so
     directly; otherwise `labels` do: Hugging Face causal LMs take labels aligned with the input positions
     (the shift happens inside the loss), so position i is completion iff labels[i] != -100. That is a
-    per-token rule, so packed rows holding several sequences need nothing more. The first token of a
-    sequence is never predicted and counts as prompt. Raises a ValueError when neither is passed.
+    per-token rule, so packed rows holding several sequences need nothing more. Raises a ValueError when
+    neither is passed.
     """
     if swap_tokens == "all":
         return None
