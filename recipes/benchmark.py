@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--compile", action="store_true", help="also SSE-SE's ratio with both models torch.compile'd")
     parser.add_argument("--skip_eager", action="store_true", help="skip the uncompiled arms (with --compile)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and few repeats: a smoke run")
+    parser.add_argument("--num_hidden_layers", type=int, help="fewer (or more) layers than BERT-base's 12")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--markdown", help="write the results as a markdown table here")
     parser.add_argument("--_memory_probe", help=argparse.SUPPRESS)
@@ -337,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     shape = TINY if args.tiny else BERT_BASE
+    if args.num_hidden_layers:
+        shape = {**shape, "num_hidden_layers": args.num_hidden_layers}
     if args._memory_probe:
         _memory_probe(args._memory_probe, shape, args.batch_size, args.seq_len, args._steps)
         return {}
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> dict:
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
             "bf16": args.bf16,
         },
-        "model": "tiny" if args.tiny else "bert-base (12 layers, hidden 768, vocab 30522)",
+        "model": "tiny" if args.tiny else f"bert-base shape ({shape['num_hidden_layers']} layers, hidden 768, vocab 30522)",
         "batch": f"{args.batch_size}x{args.seq_len}",
     }
     if not args.skip_throughput:
