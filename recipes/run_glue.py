@@ -55,6 +55,7 @@ from run_report import gather_sse_counts, write_all_results  # noqa: E402
 from run_setup import (  # noqa: E402
     OutputArguments,
     parse_args,
+    require_existing_paths,
     prepare_output_dir,
     setup_logging,
     shutdown_distributed,
@@ -89,6 +90,11 @@ class ModelArguments:
         default=False,
         metadata={"help": "Load a checkpoint whose classification head has another number of labels (head re-initialised)."},
     )
+
+    def __post_init__(self) -> None:
+        require_existing_paths(
+            model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
+        )
 
 
 @dataclass

@@ -46,6 +46,7 @@ from run_report import gather_sse_counts, write_all_results  # noqa: E402
 from run_setup import (  # noqa: E402
     OutputArguments,
     parse_args,
+    require_existing_paths,
     prepare_output_dir,
     setup_logging,
     shutdown_distributed,
@@ -88,6 +89,9 @@ class ModelArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow models with custom code from the Hub."})
 
     def __post_init__(self) -> None:
+        require_existing_paths(
+            model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
+        )
         if self.config_overrides and self.model_name_or_path:
             raise ValueError(
                 "--config_overrides changes the architecture, so it cannot be used with --model_name_or_path (the "

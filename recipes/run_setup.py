@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -42,10 +43,28 @@ def use_cpu_when_launched_without_accelerator() -> bool:
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = getattr(torch, "accelerator", None)
     has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    if launched and not has_accelerator:
+        _fsdp_falls_back_to_data_parallel()
     if launched and not has_accelerator and "ACCELERATE_USE_CPU" not in os.environ:
         os.environ["ACCELERATE_USE_CPU"] = "true"
         return True
     return False
+
+
+def _fsdp_falls_back_to_data_parallel() -> None:
+    """An FSDP config launched on a CPU-only machine: accelerate trains data-parallel over gloo (MULTI_CPU) instead.
+
+    Then nothing would broadcast rank 0's weights, so `fsdp_cpu_ram_efficient_loading` (which loads the other
+    ranks' models on the meta device) must be off, or every rank but 0 fails on its meta tensors.
+    """
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() not in ("1", "true", "yes"):
+        return
+    os.environ["ACCELERATE_USE_FSDP"] = "false"
+    os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
+    logger.warning(
+        "FSDP config on a machine with no accelerator: accelerate cannot shard on the CPU, so the processes train "
+        "data-parallel over gloo, each holding the whole model (CPU-RAM-efficient loading turned off)."
+    )
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
@@ -57,6 +76,7 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     }
     types = [t for t in dataclass_types if not (native and t is OutputArguments)]
     parser = HfArgumentParser(types)
+    _tidy_help(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
         parsed = parser.parse_json_file(os.path.abspath(argv[0]))
@@ -69,6 +89,32 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
         parsed = list(parsed)
         parsed.insert(list(dataclass_types).index(OutputArguments), OutputArguments(training.overwrite_output_dir))
     return tuple(parsed)
+
+
+def require_existing_paths(**options: str | None) -> None:
+    """Fail clearly when a model/config/tokenizer option names a local path that does not exist.
+
+    A Hub id is `name` or `org/name`; anything else (absolute, ./, ../, ~, a trailing or a second slash) is a
+    path, and a missing one would otherwise end in a Hub error about invalid repo ids.
+    """
+    for option, value in options.items():
+        if not value or os.path.exists(os.path.expanduser(value)):
+            continue
+        looks_local = value.startswith(("/", ".", "~")) or value.endswith("/") or value.count("/") > 1 or os.sep != "/" and os.sep in value
+        if looks_local:
+            raise FileNotFoundError(
+                f"--{option} {value!r}: no such file or directory. Check the path (relative paths start from "
+                f"{os.getcwd()}), or give a Hub model id such as 'bert-base-uncased' or 'org/name'."
+            )
+
+
+def _tidy_help(parser: HfArgumentParser) -> None:
+    """`--help` with the recipes' own headed groups (SSE) first, and a `--no_X` help that says what it does."""
+    positional, general, *named = parser._action_groups
+    parser._action_groups = [positional, *named, general]
+    for action in parser._actions:
+        if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
+            action.help = f"Turn off --{action.dest} (the same as --{action.dest} False)."
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

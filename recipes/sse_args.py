@@ -69,6 +69,7 @@ def _build_sse_arguments() -> type:
     fields = [(name, str | None if tp is Any else tp, spec) for name, tp, spec in fields]
     cls = dataclasses.make_dataclass("SSEArguments", fields, namespace={"__module__": __name__})
     cls.__doc__ = "Stochastic Shared Embeddings settings: each SSEConfig field as --sse_<field>, plus the --sse switch."
+    cls._argument_group_name = "Stochastic Shared Embeddings (SSE) options"  # their own heading in --help
     return cls
 
 

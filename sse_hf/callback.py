@@ -7,6 +7,7 @@ import os
 import warnings
 from typing import Any
 
+from torch import nn
 from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -17,6 +18,14 @@ from .patch import WORD_PIECE_ROLES, SSEHandle, get_handle, patch_model
 
 def _is_tokenizer(obj: Any) -> bool:
     return obj is not None and callable(getattr(obj, "convert_ids_to_tokens", None)) and hasattr(obj, "__len__")
+
+
+def _trained_module(model: Any, event_kwargs: dict) -> Any:
+    """The torch module a trainer trains: setfit passes its `SetFitModel` as `model` and the module as `st_model`."""
+    st_model = event_kwargs.get("st_model")
+    if not isinstance(model, nn.Module) and isinstance(st_model, nn.Module):
+        return st_model
+    return model
 
 
 def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
@@ -133,6 +142,7 @@ class SSECallback(TrainerCallback, ExportableState):
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        model = _trained_module(model, kwargs)
         tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
         saved = (state.stateful_callbacks or {}).get(type(self).__name__)
         stored = _stored_counts(saved)  # both checked before anything changes

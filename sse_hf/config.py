@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .schedule import SCHEDULES
+from .scope import SWAP_TOKENS
 
 CONFIG_NAME = "sse_config.json"
 
@@ -111,6 +112,14 @@ class SSEConfig:
             "tokenizer's special, padding, mask and reserved tokens."
         },
     )
+    swap_tokens: str = field(
+        default="all",
+        metadata={
+            "help": f"Which input tokens may be swapped: one of {list(SWAP_TOKENS)}. 'prompt' and 'completion' "
+            "split each sequence by its labels (-100 marks the prompt, as TRL's SFTTrainer sets them) or TRL's "
+            "completion_mask: e.g. regularise the prompt while the model learns the completion exactly. Causal LMs only."
+        },
+    )
     seed: int | None = field(
         default=None,
         metadata={
@@ -168,6 +177,8 @@ class SSEConfig:
                     f"SSEConfig.exclude_token_ids must hold non-negative integer token ids, got {token_id!r}."
                 )
         self.exclude_token_ids = [int(token_id) for token_id in self.exclude_token_ids]  # numpy ints saved as JSON
+        if self.swap_tokens not in SWAP_TOKENS:
+            raise ValueError(f"SSEConfig.swap_tokens must be one of {list(SWAP_TOKENS)}, got {self.swap_tokens!r}.")
         if self.seed is not None and not _is_integer(self.seed):
             raise ValueError(f"SSEConfig.seed must be an integer or None, got {self.seed!r}.")
         if self.seed is not None:

@@ -23,6 +23,7 @@ from .graph_build import prepare_graph
 from .samplers import GraphSampler, UniformSampler
 from .kernels import swap_labels
 from .schedule import adaptive_factor, schedule_factor
+from .scope import restrict_swap, scope_mask
 from .vocabulary import Vocabulary, resolve_vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -84,7 +85,7 @@ def _stream_seed(seed: int, rank: int, step: int) -> int:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model under DDP, DataParallel, FSDP, DeepSpeed, torch.compile and PEFT wrappers."""
+    """The plain model under DDP, DataParallel, FSDP, DeepSpeed, torch.compile, PEFT and SentenceTransformer wrappers."""
     seen = set()
     while id(model) not in seen:
         seen.add(id(model))
@@ -99,7 +100,20 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model.module
         elif type(model).__module__.startswith("peft.") and hasattr(model, "get_base_model"):
             model = model.get_base_model()
+        elif _sentence_transformer_model(model) is not None:
+            model = _sentence_transformer_model(model)
     return model
+
+
+def _sentence_transformer_model(model: nn.Module) -> nn.Module | None:
+    """The Transformers model inside a sentence-transformers `SentenceTransformer` (`model[0].auto_model`), else None.
+
+    A SentenceTransformer is an `nn.Sequential` of modules with no `get_input_embeddings()` of its own.
+    """
+    if not isinstance(model, nn.Sequential) or len(model) == 0 or callable(getattr(model, "get_input_embeddings", None)):
+        return None
+    inner = getattr(model[0], "auto_model", None)
+    return inner if isinstance(inner, nn.Module) else None
 
 
 def _is_compiled(model: nn.Module) -> bool:
@@ -176,14 +190,13 @@ class _Lookup:
     # Set when one embedding module serves both encoder and decoder: swap only while this stack runs.
     stack: nn.Module | None = None
     rows: int | None = None  # the declared row count at patch time: a resize afterwards is a clear error
-    tokens_seen: int = 0
-    counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)  # device -> [eligible, swapped]
+    # device -> [seen, eligible, swapped]; tensors, not Python ints, so compiled code never recompiles to count
+    counts: dict[torch.device, torch.Tensor] = field(default_factory=dict)
 
 
 def _count(lookup, eligible: torch.Tensor, swapped: torch.Tensor) -> None:
     """Add a batch to a lookup's counts, on the device: no host sync."""
-    lookup.tokens_seen += eligible.numel()
-    step = torch.stack([eligible.sum(), swapped.sum()])
+    step = torch.stack([eligible.new_full((), eligible.numel(), dtype=torch.long), eligible.sum(), swapped.sum()])
     counts = lookup.counts.get(step.device)
     if counts is None:
         lookup.counts[step.device] = step
@@ -213,6 +226,7 @@ class SSEHandle:
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
         self._warned: set[str] = set()
         self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
+        self._scope: torch.Tensor | None = None  # positions swap_tokens allows in the forward under way
         self._removed = False
         self._step = 0  # the optimizer step the private generators are seeded for (see `set_step`)
 
@@ -230,10 +244,16 @@ class SSEHandle:
             weight = getattr(lookup.module, "weight", None)
             if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
                 lookup.sampler.prepare(weight.device)  # build id tables now, outside compiled or timed code
+                lookup.counts.setdefault(weight.device, torch.zeros(3, dtype=torch.long, device=weight.device))
             self._hooks.append(
                 lookup.module.register_forward_pre_hook(_Hook(self._make_hook(lookup)), with_kwargs=True, prepend=True)
             )
         self._hooks.append(self.model.register_forward_pre_hook(_Hook(self._model_inputs_hook), with_kwargs=True))
+        if self.config.swap_tokens != "all":
+            self._hooks.append(
+                self.model.register_forward_pre_hook(_Hook(self._scope_hook), with_kwargs=True, prepend=True)
+            )
+            self._hooks.append(self.model.register_forward_hook(_Hook(self._clear_scope), always_call=True))
 
     def remove(self) -> None:
         """Detach every hook this handle added. Safe to call twice."""
@@ -325,13 +345,14 @@ class SSEHandle:
         lookups = [*self._lookups, self._labels] if self._labels.base_p > 0 else self._lookups
         report = {}
         for lookup in lookups:
-            eligible = swapped = 0
+            seen = eligible = swapped = 0
             for counts in lookup.counts.values():
-                eligible_here, swapped_here = counts.tolist()
+                seen_here, eligible_here, swapped_here = counts.tolist()
+                seen += seen_here
                 eligible += eligible_here
                 swapped += swapped_here
             report[lookup.role] = {
-                "tokens_seen": lookup.tokens_seen,
+                "tokens_seen": seen,
                 "tokens_eligible": eligible,
                 "tokens_swapped": swapped,
                 "swap_rate": swapped / eligible if eligible else 0.0,
@@ -344,7 +365,7 @@ class SSEHandle:
     @property
     def tokens_seen(self) -> int:
         """Word-piece ids that went through a hooked lookup in a training step."""
-        return sum(lookup.tokens_seen for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES)
+        return self._word_piece_total("tokens_seen")
 
     @property
     def tokens_eligible(self) -> int:
@@ -365,7 +386,6 @@ class SSEHandle:
     def reset_stats(self) -> None:
         """Zero every count."""
         for lookup in [*self._lookups, self._labels]:
-            lookup.tokens_seen = 0
             lookup.counts.clear()
 
     # ----- the hooks --------------------------------------------------------------------------
@@ -430,12 +450,21 @@ class SSEHandle:
                 return None  # nothing to draw on a meta device; the plain lookup runs as it would
             self._check_table(lookup, module)
             swap = lookup.sampler(input_ids, p, self._generator(input_ids.device))
+            if self.config.swap_tokens != "all" and lookup.role in WORD_PIECE_ROLES:
+                swap = restrict_swap(swap, self._scope, input_ids, self.config.swap_tokens)
             _count(lookup, swap.eligible, swap.swapped)
             if key is None:
                 return (swap.ids, *args[1:]), kwargs
             return args, {**kwargs, key: swap.ids}
 
         return swap_token_ids
+
+    def _scope_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """For swap_tokens 'prompt'/'completion': read which positions may be swapped from this step's labels."""
+        self._scope = scope_mask(self.config.swap_tokens, kwargs) if self._active(module) else None
+
+    def _clear_scope(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._scope = None
 
     def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
         """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
@@ -510,6 +539,12 @@ def patch_model(
         )
 
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
+    if config.swap_tokens != "all" and "input" not in embeddings:
+        raise ValueError(
+            f"SSEConfig.swap_tokens={config.swap_tokens!r} splits causal-LM inputs by their labels, but "
+            f"{type(base).__name__} is an encoder-decoder whose labels are decoder targets, not aligned with its "
+            "inputs. Use swap_tokens='all' (and decoder_p for the decoder inputs)."
+        )
     stacks = _stacks_sharing_an_embedding(base, embeddings)
     model_config = getattr(base, "config", None)
     if model_config is not None and hasattr(model_config, "get_text_config"):

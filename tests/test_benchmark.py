@@ -37,3 +37,9 @@ def test_arms_attach_and_detach_cleanly():
         hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
         assert hooks == 0, name
         assert not hasattr(model.get_input_embeddings(), "neftune_noise_alpha")
+
+
+def test_compiled_overhead_runs_both_models_compiled():
+    benchmark = _load()
+    row = benchmark.compiled_step_overhead(benchmark.TINY, 2, 8, pairs=1, warmup=1, backend="eager")
+    assert row["pairs"] == 1 and row["ratio_median"] > 0 and row["base_step_s"] > 0

@@ -26,15 +26,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two_cpu_processes(script: str, *arguments: str) -> subprocess.CompletedProcess:
+def launch_two_cpu_processes(script: str, *arguments: str, config_file: str | None = None) -> subprocess.CompletedProcess:
     """`accelerate launch` with 2 processes on the CPU (gloo), whatever accelerators this machine has.
 
     `accelerate launch --cpu` starts one process unless MPI is configured; torchrun-style launching with
     --multi_gpu starts two, and on a machine with no accelerator the recipes then use the CPU and gloo.
+    With `config_file` (a shipped config), it launches the way a user would: that file and --num_processes 2.
     """
+    if config_file is None:
+        how = ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    else:
+        how = ["--config_file", str(CONFIGS / config_file)]
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
         "--main_process_port", str(free_port()), str(RECIPES / script), *arguments,
     ]  # fmt: skip
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -77,6 +81,23 @@ def test_run_glue_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files
     assert results["eval_samples"] == 24 and 0 <= results["eval_accuracy"] <= 1
     assert len((out / "predict_results_local.txt").read_text().splitlines()) == 1 + 16
     assert output.count("Wrote " + str(out / "all_results.json")) == 1
+
+
+def test_run_glue_with_the_shipped_fsdp_config_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files):
+    out = tmp_path / "fsdp"
+    done = launch_two_cpu_processes(
+        "run_glue.py", "--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+        "--validation_file", sentiment_files["validation"], "--do_train", "--do_eval", "--max_steps", "3",
+        "--per_device_train_batch_size", "8", "--max_seq_length", "32", "--save_strategy", "no",
+        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
+        config_file="fsdp.yaml",
+    )  # fmt: skip
+    output = check_clean_end(done)
+    results = json.loads((out / "all_results.json").read_text())
+    check_both_processes_swapped(output, results, 0.3)
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 16" in output
+    assert results["eval_samples"] == 24 and (out / "model.safetensors").is_file()
+    assert "accelerate cannot shard on the CPU" in output  # said, not hidden: this is data parallel, not FSDP
 
 
 def test_run_mlm_on_two_cpu_processes(tmp_path, tiny_model_dir):

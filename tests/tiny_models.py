@@ -124,3 +124,16 @@ def word_ids(rows: int = 8, cols: int = 12, seed: int = 0):
     ids[:, -3] = 6
     ids[:, -2:] = 0
     return ids
+
+
+def tiny_sentence_transformer(directory):
+    """A real SentenceTransformer (tiny BertModel + mean pooling) built in-process from a saved folder."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tiny_tokenizer(directory)
+    transformers.BertModel(transformers.BertConfig(**_encoder_kwargs())).save_pretrained(str(directory))
+    transformer = models.Transformer(str(directory), max_seq_length=32)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension())
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu")
