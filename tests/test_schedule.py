@@ -167,7 +167,7 @@ def test_callback_adaptive_p_follows_the_logged_loss(tokenizer, tmp_path):
     reference = losses[0]
     for previous_loss, p in zip(losses, ps[1:]):  # each interval's p comes from the loss logged before it
         assert p == pytest.approx(0.3 * adaptive_factor(previous_loss, reference, 0.9, 0.5))
-    assert max(ps) > 0 and callback.stats["input"]["tokens_swapped"] > 0  # the model fit, and p rose
+    assert max(ps) > 0 and callback.stats()["input"]["tokens_swapped"] > 0  # the model fit, and p rose
 
 
 def test_callback_adaptive_schedule_resumes_where_it_stopped(tokenizer, tmp_path):
