@@ -2,9 +2,11 @@
 
 from .callback import SSECallback
 from .config import SSEConfig
+from .discovery import unwrap_model
 from .graph import SSEGraph
+from .handle import SSEHandle, get_handle
 from .kernels import candidate_positions, swap_graph, swap_labels, swap_uniform
-from .patch import AlreadyPatchedError, SSEHandle, get_handle, patch_model, unpatch_model, unwrap_model
+from .patch import AlreadyPatchedError, patch_model, unpatch_model
 from .schedule import SCHEDULES, adaptive_factor, schedule_factor
 
 __version__ = "0.1.0"

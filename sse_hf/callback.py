@@ -13,7 +13,8 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import SSEConfig
-from .patch import WORD_PIECE_ROLES, SSEHandle, get_handle, patch_model
+from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
+from .patch import patch_model
 
 
 def _is_tokenizer(obj: Any) -> bool:

@@ -3,21 +3,27 @@
 An `SSEGraph` is a weighted, directed token graph stored once in compact CSR form on the CPU (`offsets`,
 `neighbors`, per-row `cumulative_weights`), from which it derives the five per-slot Walker alias tables
 the sampling kernel `sse_hf.kernels.swap_graph` reads; `to(device)` copies only those five. It is built
-with `from_edges` from id arrays, or from what users have (mappings, files, scipy matrices, the model's
-own embeddings) by the functions of `sse_hf.graph_build`, which the `from_*` classmethods call.
+with `from_edges` from id arrays, or by the `from_*` classmethods from what `sse_hf.graph_sources`
+reads (mappings, files, scipy matrices, the model's own embeddings). `prepare_graph` turns whatever a
+user passed into the graph a hook samples from.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from . import graph_sources
+from .graph_sources import check_positive_int
 from .kernels import ALIAS_BITS
+from .vocabulary import Vocabulary, resolve_vocabulary
 
 GRAPH_FORMAT = "sse_hf.graph"
 GRAPH_FORMAT_VERSION = "1"
@@ -149,7 +155,7 @@ class SSEGraph:
 
         Shrinking is allowed only when no edge touches the ids removed.
         """
-        vocab_size = _check_positive_int("vocab_size", vocab_size)
+        vocab_size = check_positive_int("vocab_size", vocab_size)
         if vocab_size == self.vocab_size:
             return self
         if vocab_size < self.vocab_size:
@@ -240,41 +246,85 @@ class SSEGraph:
             raise ValueError(f"{path} is corrupt: its tensors do not match the vocab_size/num_edges in its header.")
         return graph.to(device)
 
-    # ----- building ---------------------------------------------------------------------------
+    # ----- building from what users have (read by sse_hf.graph_sources) ---------------------
     @classmethod
-    def from_dict(cls, mapping: Mapping[Any, Any], **options: Any) -> SSEGraph:
-        """From `{token: neighbours}`; options `tokenizer`, `vocab_size`, `undirected` (`graph_build.from_dict`)."""
-        from . import graph_build
+    def from_dict(
+        cls, mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
+    ) -> SSEGraph:
+        """A graph from `{token: neighbours}`: `{"good": ["great", "fine"]}`, `{"good": {"great": 2.0}}`, `{12: [13]}`.
 
-        return graph_build.from_dict(mapping, **options)
-
-    @classmethod
-    def from_edge_file(cls, path: str | os.PathLike, **options: Any) -> SSEGraph:
-        """From a `.tsv`/`.txt`/`.jsonl` edge list (`graph_build.from_edge_file`)."""
-        from . import graph_build
-
-        return graph_build.from_edge_file(path, **options)
+        Tokens are strings (converted with `tokenizer`) or integer ids. Tokens the tokenizer does not
+        know are reported in one warning and their edges dropped. `vocab_size` defaults to `len(tokenizer)`.
+        """
+        return cls._from(graph_sources.dict_edges(mapping, tokenizer=tokenizer, vocab_size=vocab_size), undirected)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, **options: Any) -> SSEGraph:
-        """From any graph file by extension: `.safetensors`, edge lists, `.json` mapping (`graph_build.from_file`)."""
-        from . import graph_build
+    def from_edge_file(
+        cls, path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
+    ) -> SSEGraph:
+        """A graph from an edge list: `.tsv`/`.txt` (`source<TAB>target[<TAB>weight]`) or `.jsonl`.
 
-        return graph_build.from_file(path, **options)
+        TSV fields are token strings when a tokenizer is given, else integer ids; blank lines, `#`
+        comments and a `source<TAB>target...` header are skipped. JSONL lines are objects
+        `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints.
+        """
+        edges = graph_sources.edge_file_edges(path, tokenizer=tokenizer, vocab_size=vocab_size)
+        return cls._from(edges, undirected)
 
     @classmethod
-    def from_scipy(cls, matrix: Any, **options: Any) -> SSEGraph:
-        """From a V x V scipy sparse matrix of edge weights (`graph_build.from_scipy`)."""
-        from . import graph_build
-
-        return graph_build.from_scipy(matrix, **options)
+    def from_file(
+        cls, path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
+    ) -> SSEGraph:
+        """Any graph file by extension: `.safetensors` (`save`), `.tsv`/`.txt`/`.jsonl` edge lists, `.json` mapping."""
+        path = os.fspath(path)
+        if path.endswith(".safetensors"):
+            graph = cls.load(path)
+            return graph if vocab_size is None else graph.resized(vocab_size)
+        if path.endswith(".json"):
+            mapping = graph_sources.json_mapping(path)
+            return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+        return cls.from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
 
     @classmethod
-    def from_embeddings(cls, embeddings: Any, k: int = 10, **options: Any) -> SSEGraph:
-        """Each token's `k` nearest neighbours by cosine similarity of its input embedding (`graph_build.from_embeddings`)."""
-        from . import graph_build
+    def from_scipy(cls, matrix: Any, *, vocab_size: int | None = None, undirected: bool = False) -> SSEGraph:
+        """A graph from a V x V scipy sparse matrix whose entry (i, j) is the weight of edge i -> j."""
+        return cls._from(graph_sources.scipy_edges(matrix, vocab_size=vocab_size), undirected)
 
-        return graph_build.from_embeddings(embeddings, k, **options)
+    @classmethod
+    def _from(cls, edges: graph_sources.Edges, undirected: bool) -> SSEGraph:
+        return cls.from_edges(
+            edges.sources, edges.targets, edges.weights, vocab_size=edges.vocab_size, undirected=undirected,
+            metadata={"source": edges.source},
+        )
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        embeddings: torch.Tensor | nn.Module,
+        k: int = 10,
+        *,
+        tokenizer=None,
+        exclude_token_ids: Iterable[int] = (),
+        vocab_size: int | None = None,
+        weighting: str = "softmax",
+        temperature: float = 0.1,
+        chunk_size: int = 1024,) -> SSEGraph:
+        """Each token's `k` nearest neighbours by cosine similarity of its (pretrained) input embedding.
+
+        `embeddings` is the weight matrix [rows, dim] or a model (its `get_input_embeddings()`).
+        Excluded ids (`exclude_token_ids`, plus the special and reserved ids of `tokenizer` when given)
+        are neither sources nor neighbours. Only the first `vocab_size` rows count (default
+        `len(tokenizer)`, else all rows), so a padded table's extra rows are never drawn.
+        Edge weights: `weighting="softmax"` gives neighbour j of i the weight
+        softmax_j(cos(i, j) / temperature) over the k neighbours (nearer ones more often);
+        `"uniform"` gives each 1/k. Computed on the weight's device, `chunk_size` rows at a time
+        (memory about (chunk_size + dim) x vocab floats), never the full vocab x vocab matrix.
+        """
+        offsets, neighbors, cumulative, metadata = graph_sources.knn_rows(
+            embeddings, k, tokenizer=tokenizer, exclude_token_ids=exclude_token_ids, vocab_size=vocab_size,
+            weighting=weighting, temperature=temperature, chunk_size=chunk_size,
+        )
+        return cls(offsets, neighbors, cumulative, metadata)
 
     @classmethod
     def from_edges(
@@ -292,7 +342,7 @@ class SSEGraph:
         Self-loops and zero-weight edges are dropped (a swap must change the token), duplicate edges
         are summed, each row is normalised to probabilities. `undirected=True` adds every reverse edge.
         """
-        vocab_size = _check_positive_int("vocab_size", vocab_size)
+        vocab_size = check_positive_int("vocab_size", vocab_size)
         sources = _as_id_tensor("sources", sources)
         targets = _as_id_tensor("targets", targets)
         if sources.shape != targets.shape:
@@ -339,12 +389,6 @@ class SSEGraph:
         return cls(offsets, neighbors, _row_cumulative(summed, offsets), info)
 
 # ----- helpers --------------------------------------------------------------------------------
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
 def _as_id_tensor(name: str, values: Any) -> torch.Tensor:
     tensor = torch.as_tensor(values).detach().reshape(-1)
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
@@ -481,3 +525,62 @@ def _alias_tables(offsets: torch.Tensor, probabilities: torch.Tensor) -> tuple[t
     return torch.from_numpy(keep), torch.from_numpy(alias)
 
 
+# ----- what a hook samples from --------------------------------------------------------------
+def prepare_graph(
+    graph: Any,
+    *,
+    table_size: int,
+    tokenizer=None,
+    vocabulary: Vocabulary | None = None,
+    model: nn.Module | None = None,
+    exclude_token_ids: Iterable[int] = (),
+    **knn_options: Any,
+) -> SSEGraph:
+    """Turn what a user passed into the graph a hook samples from, once per patch.
+
+    `graph` is an `SSEGraph`, a file path (`SSEGraph.from_file`: a saved `.safetensors` graph, a
+    `.tsv`/`.txt`/`.jsonl` edge list, a `.json` mapping), a mapping (`from_dict`), a scipy sparse
+    matrix (`from_scipy`) or `"knn"` (`from_embeddings(model, **knn_options)`). The result never
+    touches the vocabulary's protected ids (special, reserved and `exclude_token_ids`; edges at them are
+    removed, with a warning for user graphs) and covers `table_size` ids (the embedding's rows).
+    `vocabulary` is the one `patch_model` resolved; without it, it is resolved from `tokenizer`.
+    """
+    if vocabulary is None:
+        vocabulary = _standalone_vocabulary(tokenizer, table_size, exclude_token_ids)
+    excluded, vocab_size = vocabulary.protected, vocabulary.size
+    if isinstance(graph, str) and graph == "knn":
+        if model is None:
+            raise ValueError('graph="knn" builds the graph from the model\'s input embeddings: pass model=...')
+        graph = SSEGraph.from_embeddings(model, exclude_token_ids=excluded, vocab_size=vocab_size, **knn_options)
+    elif knn_options:
+        raise TypeError(f"{sorted(knn_options)} only apply to graph='knn'.")
+    elif isinstance(graph, (str, os.PathLike)):
+        graph = SSEGraph.from_file(graph, tokenizer=tokenizer, vocab_size=None if tokenizer else vocab_size)
+    elif isinstance(graph, Mapping):
+        graph = SSEGraph.from_dict(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    elif hasattr(graph, "tocoo"):
+        graph = SSEGraph.from_scipy(graph)
+    elif not isinstance(graph, SSEGraph):
+        raise TypeError(
+            "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
+            f"'knn', got {type(graph).__name__}."
+        )
+    before = graph.num_edges
+    graph = graph.excluding(excluded)
+    if graph.num_edges < before:
+        warnings.warn(
+            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
+            "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return graph.resized(table_size)  # pads for a padded table; refuses edges at ids the table lacks
+
+
+def _standalone_vocabulary(tokenizer, table_size: int, exclude_token_ids: Iterable[int]) -> Vocabulary:
+    """The vocabulary `prepare_graph` protects when called on its own: the tokenizer's, else the table's ids."""
+    if tokenizer is not None:
+        return resolve_vocabulary(None, tokenizer, exclude_token_ids=exclude_token_ids)
+    protected = frozenset(int(i) for i in exclude_token_ids)
+    candidates = tuple(i for i in range(table_size) if i not in protected)
+    return Vocabulary(table_size, candidates, protected, f"table of {table_size} rows")

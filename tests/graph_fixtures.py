@@ -13,13 +13,13 @@ ADJACENCY = {1: {2: 1.0, 3: 2.0, 4: 5.0}, 2: {1: 1.0}, 5: {6: 1.0, 7: 3.0}}
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "good", "great", "fine", "bad", "poor", "ok"]
 
 
-@pytest.fixture
-def graph() -> SSEGraph:
+@pytest.fixture(name="graph")
+def graph_fixture() -> SSEGraph:
     return SSEGraph.from_dict(ADJACENCY, vocab_size=10)
 
 
-@pytest.fixture
-def tokenizer(tmp_path) -> BertTokenizer:
+@pytest.fixture(name="tokenizer")
+def tokenizer_fixture(tmp_path) -> BertTokenizer:
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     return BertTokenizer(str(path))

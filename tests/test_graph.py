@@ -10,7 +10,7 @@ import scipy.sparse
 import scipy.stats
 import torch
 
-from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph, tokenizer  # noqa: F401
+from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
 from sse_hf.graph import SSEGraph, _alias_tables
 from sse_hf.kernels import swap_graph
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sse_hf import patch_model, unpatch_model
-from sse_hf.patch import find_token_embeddings, unwrap_model
+from sse_hf.discovery import find_token_embeddings, unwrap_model
 from tiny_models import ENCODER_DECODER, FAMILIES, PROTECTED_IDS, build, record_lookups, tiny_bert, word_ids
 
 PROTECTED = torch.tensor(sorted(PROTECTED_IDS))

@@ -1,6 +1,8 @@
-"""Building an `SSEGraph` from what users have: mappings, edge-list and graph files, scipy matrices, and
-the model's own embeddings (each token's k nearest neighbours), and `prepare_graph`, which turns any of
-them into the graph a hook samples from.
+"""Reading token graphs from what users have: `{token: neighbours}` mappings, edge-list and JSON files,
+scipy sparse matrices, and the model's own input embeddings (each token's k nearest neighbours).
+
+Each reader returns plain edges (or, for kNN, CSR rows); `SSEGraph`'s `from_*` classmethods build
+the graph from them.
 """
 
 from __future__ import annotations
@@ -10,30 +12,36 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .graph import SSEGraph, _check_positive_int
-from .vocabulary import Vocabulary, resolve_vocabulary
+from .vocabulary import resolve_vocabulary
 
 # How many unknown tokens a warning quotes.
 _EXAMPLES = 5
 
 
-def from_dict(
-    mapping: Mapping[Any, Any],
-    *,
-    tokenizer=None,
-    vocab_size: int | None = None,
-    undirected: bool = False,
-) -> SSEGraph:
-    """A graph from `{token: neighbours}`: `{"good": ["great", "fine"]}`, `{"good": {"great": 2.0}}`, `{12: [13]}`.
+class Edges(NamedTuple):
+    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, where they came from."""
 
-    Tokens are strings (converted with `tokenizer`) or integer ids. Tokens the tokenizer does not
-    know are reported in one warning and their edges dropped. `vocab_size` defaults to `len(tokenizer)`.
-    """
+    sources: torch.Tensor
+    targets: torch.Tensor
+    weights: torch.Tensor
+    vocab_size: int
+    source: str
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """`value` if it is a positive int, else a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `{token: neighbours}` mapping (see `SSEGraph.from_dict`)."""
     if not isinstance(mapping, Mapping):
         raise TypeError(f"from_dict expects a mapping from token to neighbours, got {type(mapping).__name__}.")
     sources, targets, weights = [], [], []
@@ -51,22 +59,11 @@ def from_dict(
             sources.append(source)
             targets.append(target)
             weights.append(_as_weight(weight, f"edge {source!r} -> {target!r}"))
-    return _from_token_edges(sources, targets, weights, tokenizer, vocab_size, undirected, "dict")
+    return token_edges(sources, targets, weights, tokenizer, vocab_size, "dict")
 
 
-def from_edge_file(
-    path: str | os.PathLike,
-    *,
-    tokenizer=None,
-    vocab_size: int | None = None,
-    undirected: bool = False,
-) -> SSEGraph:
-    """A graph from an edge list: `.tsv`/`.txt` (`source<TAB>target[<TAB>weight]`) or `.jsonl`.
-
-    TSV fields are token strings when a tokenizer is given, else integer ids; blank lines, `#`
-    comments and a `source<TAB>target...` header are skipped. JSONL lines are objects
-    `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints.
-    """
+def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `.tsv`/`.txt`/`.jsonl` edge list (see `SSEGraph.from_edge_file`)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No edge-list file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
@@ -76,29 +73,20 @@ def from_edge_file(
         sources, targets, weights = _read_tsv(path, as_ids=tokenizer is None)
     else:
         raise ValueError(f"Cannot tell the format of {path}: use a .tsv, .txt or .jsonl edge list.")
-    return _from_token_edges(
-        sources, targets, weights, tokenizer, vocab_size, undirected, f"file {os.path.basename(path)}"
-    )
+    return token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
 
 
-def from_file(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
-) -> SSEGraph:
-    """Any graph file by extension: `.safetensors` (`save`), `.tsv`/`.txt`/`.jsonl` edge lists, `.json` mapping."""
+def json_mapping(path: str | os.PathLike) -> Any:
+    """The `{token: neighbours}` mapping of a `.json` graph file."""
     path = os.fspath(path)
-    if path.endswith(".safetensors"):
-        graph = SSEGraph.load(path)
-        return graph if vocab_size is None else graph.resized(vocab_size)
-    if path.endswith(".json"):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
-        with open(path, encoding="utf-8") as handle:
-            mapping = json.load(handle)
-        return from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
-    return from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
-def from_scipy(matrix: Any, *, vocab_size: int | None = None, undirected: bool = False) -> SSEGraph:
-    """A graph from a V x V scipy sparse matrix whose entry (i, j) is the weight of edge i -> j."""
+def scipy_edges(matrix: Any, *, vocab_size: int | None = None) -> Edges:
+    """The edges of a V x V scipy sparse matrix whose entry (i, j) is the weight of edge i -> j."""
     shape = getattr(matrix, "shape", None)
     if not hasattr(matrix, "tocoo") or shape is None:
         raise TypeError(f"from_scipy expects a scipy.sparse matrix or array, got {type(matrix).__name__}.")
@@ -110,18 +98,17 @@ def from_scipy(matrix: Any, *, vocab_size: int | None = None, undirected: bool =
             f"({vocab_size}, {vocab_size})."
         )
     coo = matrix.tocoo()
-    return SSEGraph.from_edges(
+    return Edges(
         torch.from_numpy(coo.row.astype("int64")),
         torch.from_numpy(coo.col.astype("int64")),
         torch.from_numpy(coo.data.astype("float64")),
-        vocab_size=int(shape[0]),
-        undirected=undirected,
-        metadata={"source": "scipy"},
+        int(shape[0]),
+        "scipy",
     )
 
 
-def _from_token_edges(sources, targets, weights, tokenizer, vocab_size, undirected, source) -> SSEGraph:
-    """Convert token strings to ids (warning about unknown ones), then build with `from_edges`."""
+def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, source: str) -> Edges:
+    """Edges between tokens given as strings or ids: strings become ids, unknown ones are dropped with a warning."""
     if vocab_size is None:
         if tokenizer is None:
             raise ValueError(
@@ -146,19 +133,18 @@ def _from_token_edges(sources, targets, weights, tokenizer, vocab_size, undirect
             f"sse_hf: {len(unknown)} token(s) of the graph ({source}) are not in the vocabulary of "
             f"{type(tokenizer).__name__}, so their {dropped} edge(s) were dropped: {examples}{more}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return SSEGraph.from_edges(
+    return Edges(
         torch.tensor(kept_sources, dtype=torch.int64),
         torch.tensor(kept_targets, dtype=torch.int64),
         torch.tensor(kept_weights, dtype=torch.float64),
-        vocab_size=vocab_size,
-        undirected=undirected,
-        metadata={"source": source},
+        vocab_size,
+        source,
     )
 
 
-def from_embeddings(
+def knn_rows(
     embeddings: torch.Tensor | nn.Module,
     k: int = 10,
     *,
@@ -168,18 +154,9 @@ def from_embeddings(
     weighting: str = "softmax",
     temperature: float = 0.1,
     chunk_size: int = 1024,
-) -> SSEGraph:
-    """Each token's `k` nearest neighbours by cosine similarity of its (pretrained) input embedding.
-
-    `embeddings` is the weight matrix [rows, dim] or a model (its `get_input_embeddings()`).
-    Excluded ids (`exclude_token_ids`, plus the special and reserved ids of `tokenizer` when given)
-    are neither sources nor neighbours. Only the first `vocab_size` rows count (default
-    `len(tokenizer)`, else all rows), so a padded table's extra rows are never drawn.
-    Edge weights: `weighting="softmax"` gives neighbour j of i the weight
-    softmax_j(cos(i, j) / temperature) over the k neighbours (nearer ones more often);
-    `"uniform"` gives each 1/k. Computed on the weight's device, `chunk_size` rows at a time
-    (memory about (chunk_size + dim) x vocab floats), never the full vocab x vocab matrix.
-    """
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """The CSR rows (offsets, neighbours, cumulative weights) and metadata of the kNN graph of an embedding table
+    (see `SSEGraph.from_embeddings`)."""
     weight = _embedding_weight(embeddings)
     if weighting not in ("softmax", "uniform"):
         raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
@@ -188,11 +165,11 @@ def from_embeddings(
         or not math.isfinite(temperature) or temperature <= 0
     ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-    chunk_size = _check_positive_int("chunk_size", chunk_size)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
     rows = weight.shape[0]
     if vocab_size is None:
         vocab_size = len(tokenizer) if tokenizer is not None else rows
-    vocab_size = _check_positive_int("vocab_size", vocab_size)
+    vocab_size = check_positive_int("vocab_size", vocab_size)
     if vocab_size > rows:
         raise ValueError(
             f"vocab_size is {vocab_size} but the embedding table has only {rows} rows: ids past {rows - 1} have "
@@ -255,67 +232,7 @@ def from_embeddings(
     }
     cumulative = torch.cumsum(probabilities, dim=1).clamp_(max=1.0)
     cumulative[:, -1] = 1.0
-    return SSEGraph(offsets, candidates[neighbor_positions].reshape(-1), cumulative.reshape(-1), metadata)
-
-
-def prepare_graph(
-    graph: Any,
-    *,
-    table_size: int,
-    tokenizer=None,
-    vocabulary: Vocabulary | None = None,
-    model: nn.Module | None = None,
-    exclude_token_ids: Iterable[int] = (),
-    **knn_options: Any,
-) -> SSEGraph:
-    """Turn what a user passed into the graph a hook samples from, once per patch.
-
-    `graph` is an `SSEGraph`, a file path (`SSEGraph.from_file`: a saved `.safetensors` graph, a
-    `.tsv`/`.txt`/`.jsonl` edge list, a `.json` mapping), a mapping (`from_dict`), a scipy sparse
-    matrix (`from_scipy`) or `"knn"` (`from_embeddings(model, **knn_options)`). The result never
-    touches the vocabulary's protected ids (special, reserved and `exclude_token_ids`; edges at them are
-    removed, with a warning for user graphs) and covers `table_size` ids (the embedding's rows).
-    `vocabulary` is the one `patch_model` resolved; without it, it is resolved from `tokenizer`.
-    """
-    if vocabulary is None:
-        vocabulary = _standalone_vocabulary(tokenizer, table_size, exclude_token_ids)
-    excluded, vocab_size = vocabulary.protected, vocabulary.size
-    if isinstance(graph, str) and graph == "knn":
-        if model is None:
-            raise ValueError('graph="knn" builds the graph from the model\'s input embeddings: pass model=...')
-        graph = from_embeddings(model, exclude_token_ids=excluded, vocab_size=vocab_size, **knn_options)
-    elif knn_options:
-        raise TypeError(f"{sorted(knn_options)} only apply to graph='knn'.")
-    elif isinstance(graph, (str, os.PathLike)):
-        graph = from_file(graph, tokenizer=tokenizer, vocab_size=None if tokenizer else vocab_size)
-    elif isinstance(graph, Mapping):
-        graph = from_dict(graph, tokenizer=tokenizer, vocab_size=vocab_size)
-    elif hasattr(graph, "tocoo"):
-        graph = from_scipy(graph)
-    elif not isinstance(graph, SSEGraph):
-        raise TypeError(
-            "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
-            f"'knn', got {type(graph).__name__}."
-        )
-    before = graph.num_edges
-    graph = graph.excluding(excluded)
-    if graph.num_edges < before:
-        warnings.warn(
-            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
-            "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return graph.resized(table_size)  # pads for a padded table; refuses edges at ids the table lacks
-
-
-def _standalone_vocabulary(tokenizer, table_size: int, exclude_token_ids: Iterable[int]) -> Vocabulary:
-    """The vocabulary `prepare_graph` protects when called on its own: the tokenizer's, else the table's ids."""
-    if tokenizer is not None:
-        return resolve_vocabulary(None, tokenizer, exclude_token_ids=exclude_token_ids)
-    protected = frozenset(int(i) for i in exclude_token_ids)
-    candidates = tuple(i for i in range(table_size) if i not in protected)
-    return Vocabulary(table_size, candidates, protected, f"table of {table_size} rows")
+    return offsets, candidates[neighbor_positions].reshape(-1), cumulative.reshape(-1), metadata
 
 
 # ----- readers and conversions ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Building SSE-Graphs from mappings, edge files, scipy matrices and kNN of embeddings; prepare_graph."""
+"""Reading SSE-Graphs from mappings, edge files, scipy matrices and kNN of embeddings; prepare_graph."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import scipy.stats
 import torch
 from transformers import BertConfig, BertModel
 
-from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph, tokenizer  # noqa: F401
-from sse_hf.graph import SSEGraph
-from sse_hf.graph_build import prepare_graph
+from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
+from sse_hf.graph import SSEGraph, prepare_graph
 from sse_hf.kernels import swap_graph
 from sse_hf.vocabulary import tokenizer_protected_ids
 
