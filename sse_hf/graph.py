@@ -298,17 +298,7 @@ class SSEGraph:
         )
 
     @classmethod
-    def from_embeddings(
-        cls,
-        embeddings: torch.Tensor | nn.Module,
-        k: int = 10,
-        *,
-        tokenizer=None,
-        exclude_token_ids: Iterable[int] = (),
-        vocab_size: int | None = None,
-        weighting: str = "softmax",
-        temperature: float = 0.1,
-        chunk_size: int = 1024,) -> SSEGraph:
+    def from_embeddings(cls, embeddings: torch.Tensor | nn.Module, k: int = 10, **options: Any) -> SSEGraph:
         """Each token's `k` nearest neighbours by cosine similarity of its (pretrained) input embedding.
 
         `embeddings` is the weight matrix [rows, dim] or a model (its `get_input_embeddings()`).
@@ -319,11 +309,10 @@ class SSEGraph:
         softmax_j(cos(i, j) / temperature) over the k neighbours (nearer ones more often);
         `"uniform"` gives each 1/k. Computed on the weight's device, `chunk_size` rows at a time
         (memory about (chunk_size + dim) x vocab floats), never the full vocab x vocab matrix.
+        Options (keyword only): `tokenizer`, `exclude_token_ids`, `vocab_size`, `weighting` ("softmax"),
+        `temperature` (0.1), `chunk_size` (1024).
         """
-        offsets, neighbors, cumulative, metadata = graph_sources.knn_rows(
-            embeddings, k, tokenizer=tokenizer, exclude_token_ids=exclude_token_ids, vocab_size=vocab_size,
-            weighting=weighting, temperature=temperature, chunk_size=chunk_size,
-        )
+        offsets, neighbors, cumulative, metadata = graph_sources.knn_rows(embeddings, k, **options)
         return cls(offsets, neighbors, cumulative, metadata)
 
     @classmethod
