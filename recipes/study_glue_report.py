@@ -81,7 +81,7 @@ def task_table(name: str, arms: dict[str, dict[int, tuple[float, float]]]) -> st
         f"#### {name}",
         "",
         "| arm | seeds | score (points) | vs baseline: diff [95% CI], seeds ahead | vs NEFTune: diff [95% CI], seeds ahead"
-        + (" | dev loss | loss vs baseline [95% CI], seeds lower |" if has_loss else " |"),
+        + (" | loss | loss vs baseline [95% CI], seeds lower |" if has_loss else " |"),
         "| --- | --- | --- | --- | ---" + (" | --- | --- |" if has_loss else " |"),
     ]
     for arm in [a for a in study_glue.ARMS if a in arms]:
@@ -107,7 +107,7 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
 
     base = arms.get("baseline", {})
     shown = [a for a in study_glue.ARMS if a in arms and a != "baseline"]
-    panels = [(0, "GLUE score (points): higher is better")] + ([(1, "dev loss: lower is better")] if name != "glue4" else [])
+    panels = [(0, "GLUE score (points): higher is better")] + ([(1, "loss: lower is better")] if name != "glue4" else [])
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(shown) + 1.4), squeeze=False)
     for axis, (which, title) in zip(axes[0], panels):
         for row, arm in enumerate(shown):
