@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,13 +32,10 @@ from transformers import (
     set_seed,
 )
 
-if __package__ in (None, ""):  # run as a script: make the sibling modules importable
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from data_sources import load_hub_dataset, load_local_files  # noqa: E402
-from glue_files import load_glue_folder  # noqa: E402
-from glue_metrics import default_metrics, metric_function, predictions_from_logits  # noqa: E402
-from glue_tasks import (  # noqa: E402
+from recipes.kit.data_sources import load_hub_dataset, load_local_files
+from recipes.kit.glue_files import load_glue_folder
+from recipes.kit.glue_metrics import default_metrics, metric_function, predictions_from_logits
+from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
     TaskSpec,
@@ -51,8 +47,8 @@ from glue_tasks import (  # noqa: E402
     resolve_labels,
     resolve_text_columns,
 )
-from run_report import gather_sse_counts, write_all_results  # noqa: E402
-from run_setup import (  # noqa: E402
+from recipes.kit.run_report import gather_sse_counts, write_all_results
+from recipes.kit.run_setup import (
     OutputArguments,
     parse_args,
     require_existing_paths,
@@ -60,7 +56,7 @@ from run_setup import (  # noqa: E402
     setup_logging,
     shutdown_distributed,
 )
-from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
+from recipes.kit.sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config
 
 logger = logging.getLogger(__name__)
 

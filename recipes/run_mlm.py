@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -38,12 +37,9 @@ from transformers import (
     set_seed,
 )
 
-if __package__ in (None, ""):  # run as a script: make the sibling modules importable
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from data_sources import load_hub_dataset, load_local_files  # noqa: E402
-from run_report import gather_sse_counts, write_all_results  # noqa: E402
-from run_setup import (  # noqa: E402
+from recipes.kit.data_sources import load_hub_dataset, load_local_files
+from recipes.kit.run_report import gather_sse_counts, write_all_results
+from recipes.kit.run_setup import (
     OutputArguments,
     parse_args,
     require_existing_paths,
@@ -51,8 +47,8 @@ from run_setup import (  # noqa: E402
     setup_logging,
     shutdown_distributed,
 )
-from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
-from wordpiece import train_wordpiece_tokenizer  # noqa: E402
+from recipes.kit.sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config
+from recipes.kit.wordpiece import train_wordpiece_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -29,10 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from run_report import RESULTS_NAME, write_all_results  # noqa: E402
+from recipes.kit.run_report import RESULTS_NAME, write_all_results
 
 # Columns of the table besides the eval metrics, in order, when present.
 EXTRA_COLUMNS = ("train_loss", "sse_swap_rate", "train_samples_per_second", "wall_time_s")
@@ -233,9 +230,9 @@ def run_arms(
 ) -> list[str]:
     """Run every arm with every seed, in this process, into output_dir/ARM/seed-N; return the run directories."""
     if recipe == "glue":
-        import run_glue as module
+        from recipes import run_glue as module
     elif recipe == "mlm":
-        import run_mlm as module
+        from recipes import run_mlm as module
     else:
         raise ValueError(f"--recipe must be glue or mlm, got {recipe!r}.")
     if "--output_dir" in recipe_args or "--seed" in recipe_args:
