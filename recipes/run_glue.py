@@ -7,7 +7,7 @@ Same command line as transformers' examples/pytorch/text-classification/run_glue
         --do_train --do_eval --output_dir out/rte-sse --sse_p 0.1
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
 
-Metrics are computed locally (recipes/glue_metrics.py), so evaluation works offline.
+Metrics are computed locally (recipes/kit/glue_metrics.py), so evaluation works offline.
 """
 
 from __future__ import annotations

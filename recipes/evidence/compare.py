@@ -3,13 +3,13 @@
 
 Run the arms and seeds in this process, then compare:
 
-    python recipes/compare.py run --output_dir cmp --recipe glue --seeds 1 2 3 \
+    python -m recipes.evidence.compare run --output_dir cmp --recipe glue --seeds 1 2 3 \
         --arm "baseline=--sse False" --arm "sse=--sse_p 0.1" -- \
         --model_name_or_path bert-base-uncased --task_name rte --num_train_epochs 3 --logging_steps 20
 
 or collect runs made elsewhere (e.g. with accelerate launch); each run directory holds all_results.json:
 
-    python recipes/compare.py collect cmp/ other/run-7 --output_dir report
+    python -m recipes.evidence.compare collect cmp/ other/run-7 --output_dir report
 
 A run's arm is the "arm" key of its all_results.json, else its directory name (or its parent's, for seed-N
 directories). Writes comparison.md, comparison.json and comparison.png (eval metric per arm; training loss

@@ -25,3 +25,12 @@ def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float
         return mean, float("nan"), float("nan")
     half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
     return mean, mean - half, mean + half
+
+
+def draw_paired_row(axis, row: int, diffs: list[float]) -> None:
+    """One arm's row of a paired plot: each seed's difference (grey dots), the mean (square) and its 95% CI (bar)."""
+    mean, low, high = mean_interval(diffs)
+    axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
+    if len(diffs) > 1:
+        axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
+    axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)

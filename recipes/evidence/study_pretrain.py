@@ -1,9 +1,9 @@
 """Pre-training study: MLM pre-training of a small BERT from scratch on IMDB text, with and without SSE.
 
-    python recipes/study_imdb.py split --data ../shared/data/imdb-2000.csv     # the same fixed split
-    python recipes/study_pretrain.py run --seeds 1 2 3                         # both arms, every seed
-    python recipes/study_pretrain.py run ... --shard 0/2 & ... --shard 1/2      # the same, as 2 workers
-    python recipes/study_pretrain.py report
+    python -m recipes.evidence.study_imdb split --data ../shared/data/imdb-2000.csv     # the same fixed split
+    python -m recipes.evidence.study_pretrain run --seeds 1 2 3                         # both arms, every seed
+    python -m recipes.evidence.study_pretrain run ... --shard 0/2 & ... --shard 1/2      # the same, as 2 workers
+    python -m recipes.evidence.study_pretrain report
 
 Per seed and arm: `run_mlm.py` pre-trains the same small BERT (same tokenizer, steps and masks) on the
 1,000 training-pool reviews and reports held-out MLM perplexity on the 200 dev reviews; `run_glue.py`
