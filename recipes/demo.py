@@ -16,20 +16,12 @@ import time
 STARTED = time.perf_counter()  # the reported wall time includes importing torch and transformers
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import run_glue  # noqa: E402
-from tiny_bert import build_tiny_bert  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-TRAIN_FILE = os.path.join(HERE, "data", "sentiment_train.csv")
-VALIDATION_FILE = os.path.join(HERE, "data", "sentiment_validation.csv")
+from recipes import run_glue  # noqa: E402
+from recipes.kit.demo_data import TRAIN_FILE, VALIDATION_FILE, training_sentences  # noqa: E402
+from recipes.kit.tiny_bert import build_tiny_bert  # noqa: E402
 
 
 def demo_arguments(model_dir: str, output_dir: str, sse_p: float, epochs: float, seed: int) -> list[str]:
@@ -69,9 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     started = STARTED if argv is None else time.perf_counter()  # as a script: from process start
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as scratch:
         root = os.path.abspath(args.output_dir) if args.output_dir else scratch
-        with open(TRAIN_FILE, encoding="utf-8") as handle:
-            texts = [row["sentence"] for row in csv.DictReader(handle)]
-        model_dir = build_tiny_bert(os.path.join(root, "tiny-bert"), texts, vocab_size=400, hidden_size=64, seed=args.seed)
+        model_dir = build_tiny_bert(os.path.join(root, "tiny-bert"), training_sentences(), vocab_size=400, hidden_size=64, seed=args.seed)
         results = {}
         for arm, p in (("baseline", 0.0), (f"sse p={args.sse_p}", args.sse_p)):
             print(f"\n=== demo: {arm} ===", flush=True)
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                 f"| {arm} | {r['eval_accuracy']:.4f} | {r['eval_f1']:.4f} | {r['eval_loss']:.4f} | "
                 f"{r['train_loss']:.4f} | {r['sse_swap_rate']:.4f} |"
             )
-        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see throughput_ab.py.)")
+        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.benchmark recipe`.)")
         print(f"\ndemo wall time: {elapsed:.1f} s" + (f"; runs kept in {root}" if args.output_dir else ""))
     return results
 

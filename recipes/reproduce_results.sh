@@ -26,15 +26,15 @@ in_parallel() {  # run "$@ --shard K/WORKERS" for every K, one thread each; fail
     done
 }
 
-python recipes/study_imdb.py split --data "$DATA"
-python recipes/study_imdb.py graph
-in_parallel finetune python recipes/study_imdb.py finetune --train_size 250 --seeds 1 2 3 4 5
-in_parallel combined python recipes/study_imdb.py combined --train_size 250 --seeds 1 2 3 4 5
-python recipes/study_imdb.py report --train_size 250
-in_parallel pretrain python recipes/study_pretrain.py run --seeds 1 2 3
-python recipes/study_pretrain.py report
-python recipes/study_glue.py split --glue_dir "$GLUE_DIR"
-in_parallel glue python recipes/study_glue.py finetune --seeds 1 2 3
-in_parallel glue-extra python recipes/study_glue.py extra
-python recipes/study_glue_report.py
-python recipes/benchmark.py --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md
+python -m recipes.evidence.study_imdb split --data "$DATA"
+python -m recipes.evidence.study_imdb graph
+in_parallel finetune python -m recipes.evidence.study_imdb finetune --train_size 250 --seeds 1 2 3 4 5
+in_parallel combined python -m recipes.evidence.study_imdb combined --train_size 250 --seeds 1 2 3 4 5
+python -m recipes.evidence.study_imdb report --train_size 250
+in_parallel pretrain python -m recipes.evidence.study_pretrain run --seeds 1 2 3
+python -m recipes.evidence.study_pretrain report
+python -m recipes.evidence.study_glue split --glue_dir "$GLUE_DIR"
+in_parallel glue python -m recipes.evidence.study_glue finetune --seeds 1 2 3
+in_parallel glue-extra python -m recipes.evidence.study_glue extra
+python -m recipes.evidence.study_glue_report
+python -m recipes.evidence.benchmark --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md

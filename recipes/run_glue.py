@@ -7,14 +7,13 @@ Same command line as transformers' examples/pytorch/text-classification/run_glue
         --do_train --do_eval --output_dir out/rte-sse --sse_p 0.1
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
 
-Metrics are computed locally (recipes/glue_metrics.py), so evaluation works offline.
+Metrics are computed locally (recipes/kit/glue_metrics.py), so evaluation works offline.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,16 +29,12 @@ from transformers import (
     Trainer,
     TrainingArguments,
     default_data_collator,
-    set_seed,
 )
 
-if __package__ in (None, ""):  # run as a script: make the sibling modules importable
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from data_sources import load_hub_dataset, load_local_files  # noqa: E402
-from glue_files import load_glue_folder  # noqa: E402
-from glue_metrics import default_metrics, metric_function, predictions_from_logits  # noqa: E402
-from glue_tasks import (  # noqa: E402
+from recipes.kit.data_sources import load_hub_dataset, load_local_files
+from recipes.kit.glue_files import load_glue_folder
+from recipes.kit.glue_metrics import default_metrics, metric_function, predictions_from_logits
+from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
     TaskSpec,
@@ -51,16 +46,9 @@ from glue_tasks import (  # noqa: E402
     resolve_labels,
     resolve_text_columns,
 )
-from run_report import gather_sse_counts, write_all_results  # noqa: E402
-from run_setup import (  # noqa: E402
-    OutputArguments,
-    parse_args,
-    require_existing_paths,
-    prepare_output_dir,
-    setup_logging,
-    shutdown_distributed,
-)
-from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
+from recipes.kit import run_setup
+from recipes.kit.sse_args import SSEArguments
+from recipes.kit.training import finish, record, sse_for_run, train_and_save
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +80,7 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
-        require_existing_paths(
+        run_setup.require_existing_paths(
             model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
         )
 
@@ -220,21 +208,11 @@ def _select(dataset, limit: int | None):
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
-    model_args, data_args, sse_args, output_args, training_args = parse_args(
-        (ModelArguments, DataTrainingArguments, SSEArguments, OutputArguments, TrainingArguments), argv
+    (model_args, data_args, sse_args, _, training_args), last_checkpoint = run_setup.start_run(
+        (ModelArguments, DataTrainingArguments, SSEArguments, run_setup.OutputArguments, TrainingArguments), argv,
+        actions=("do_train", "do_eval", "do_predict"),
     )
-    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        training_args.do_train = training_args.do_eval = True
-        logger.info("No --do_train/--do_eval/--do_predict given: training and evaluating.")
-    if not training_args.do_train and training_args.eval_strategy != "no":
-        raise ValueError(
-            f"--eval_strategy {training_args.eval_strategy.value} evaluates while training, but --do_train is not set. "
-            "Add --do_train (and --do_eval)."
-        )
-    setup_logging(training_args)
     task = get_task(data_args.task_name) if data_args.task_name else None
-    last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)
-    set_seed(training_args.seed)
 
     # ----- data and labels -----------------------------------------------------------------------
     raw, sources = load_raw_data(data_args, task, model_args.cache_dir)
@@ -340,8 +318,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         collator = default_data_collator
     else:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
-    sse_config = to_sse_config(sse_args)  # built once: the callback and the record use the same one
-    sse_callback = build_sse_callback(sse_args, sse_config, tokenizer=tokenizer)
+    sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -358,33 +335,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model_name_or_path": model_args.model_name_or_path,
         "primary_metric": f"eval_{metric_names[0]}",
         "seed": training_args.seed,
-        **sse_settings(sse_args, sse_config),
+        **sse_record,
     }
     # ----- train ---------------------------------------------------------------------------------
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        if sse_callback is not None:
-            with sse_callback:  # removes the SSE hooks even if training raises
-                train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        else:
-            train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        metrics = {k: v for k, v in train_result.metrics.items() if not k.startswith("sse/")}  # interval rate: in log_history
-        metrics["train_samples"] = len(prepared["train"])
-        trainer.save_model()
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results.update(metrics)
-        results.update(gather_sse_counts(sse_callback))
+        results.update(train_and_save(trainer, sse_callback, checkpoint, len(prepared["train"])))
 
     # ----- evaluate: every evaluation split, on the original (unswapped) inputs -----------------
     if training_args.do_eval:
         for role in [r for r in prepared if r.startswith("eval")]:
             metrics = trainer.evaluate(eval_dataset=prepared[role], metric_key_prefix=role)
             metrics[f"{role}_samples"] = len(prepared[role])
-            trainer.log_metrics(role, metrics)
-            trainer.save_metrics(role, metrics)
-            results.update(metrics)
+            results.update(record(trainer, role, metrics))
 
     # ----- predict -------------------------------------------------------------------------------
     if training_args.do_predict:
@@ -392,10 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             output = trainer.predict(prepared[role], metric_key_prefix=role)  # scored when it has labels
             logits = output.predictions
             if role in labelled:
-                metrics = {**output.metrics, f"{role}_samples": len(prepared[role])}
-                trainer.log_metrics(role, metrics)
-                trainer.save_metrics(role, metrics)
-                results.update(metrics)
+                results.update(record(trainer, role, {**output.metrics, f"{role}_samples": len(prepared[role])}))
             predictions = predictions_from_logits(logits, labels.is_regression)
             if trainer.is_world_process_zero():
                 path = os.path.join(training_args.output_dir, f"{role}_results_{results['task']}.txt")
@@ -406,11 +366,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         writer.write(f"{index}\t{shown}\n")
                 logger.info("Wrote %d predictions to %s", len(predictions), path)
 
-    results["wall_time_s"] = time.perf_counter() - started
-    write_all_results(training_args.output_dir, results)
-    return results
+    return finish(training_args.output_dir, results, started)
 
 
 if __name__ == "__main__":
     main()
-    shutdown_distributed()
+    run_setup.shutdown_distributed()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -38,21 +37,11 @@ from transformers import (
     set_seed,
 )
 
-if __package__ in (None, ""):  # run as a script: make the sibling modules importable
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from data_sources import load_hub_dataset, load_local_files  # noqa: E402
-from run_report import gather_sse_counts, write_all_results  # noqa: E402
-from run_setup import (  # noqa: E402
-    OutputArguments,
-    parse_args,
-    require_existing_paths,
-    prepare_output_dir,
-    setup_logging,
-    shutdown_distributed,
-)
-from sse_args import SSEArguments, build_sse_callback, sse_settings, to_sse_config  # noqa: E402
-from wordpiece import train_wordpiece_tokenizer  # noqa: E402
+from recipes.kit.data_sources import load_hub_dataset, load_local_files
+from recipes.kit import run_setup
+from recipes.kit.sse_args import SSEArguments
+from recipes.kit.training import finish, record, sse_for_run, train_and_save
+from recipes.kit.wordpiece import train_wordpiece_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +78,7 @@ class ModelArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow models with custom code from the Hub."})
 
     def __post_init__(self) -> None:
-        require_existing_paths(
+        run_setup.require_existing_paths(
             model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
         )
         if self.config_overrides and self.model_name_or_path:
@@ -250,20 +239,9 @@ def perplexity(loss: float) -> float:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
-    model_args, data_args, sse_args, output_args, training_args = parse_args(
-        (ModelArguments, DataTrainingArguments, SSEArguments, OutputArguments, TrainingArguments), argv
+    (model_args, data_args, sse_args, _, training_args), last_checkpoint = run_setup.start_run(
+        (ModelArguments, DataTrainingArguments, SSEArguments, run_setup.OutputArguments, TrainingArguments), argv
     )
-    if not (training_args.do_train or training_args.do_eval):
-        training_args.do_train = training_args.do_eval = True
-        logger.info("No --do_train/--do_eval given: training and evaluating.")
-    if not training_args.do_train and training_args.eval_strategy != "no":
-        raise ValueError(
-            f"--eval_strategy {training_args.eval_strategy.value} evaluates while training, but --do_train is not set. "
-            "Add --do_train (and --do_eval)."
-        )
-    setup_logging(training_args)
-    last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)
-    set_seed(training_args.seed)
 
     raw = load_corpus(data_args, model_args.cache_dir, training_args.seed)
     if training_args.do_train and "train" not in raw:
@@ -339,8 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer, data_args.mlm_probability,
         pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) and data_args.line_by_line else None,
     )  # fmt: skip
-    sse_config = to_sse_config(sse_args)  # built once: the callback and the record use the same one
-    sse_callback = build_sse_callback(sse_args, sse_config, tokenizer=tokenizer)
+    sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -358,38 +335,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "greater_is_better": False,
         "seed": training_args.seed,
         "max_seq_length": max_seq_length,
-        **sse_settings(sse_args, sse_config),
+        **sse_record,
     }
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        if sse_callback is not None:
-            with sse_callback:  # removes the SSE hooks even if training raises
-                train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        else:
-            train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        metrics = {k: v for k, v in train_result.metrics.items() if not k.startswith("sse/")}
-        metrics["train_samples"] = len(tokenized["train"])
-        trainer.save_model()  # the model and its tokenizer, ready for run_glue.py
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results.update(metrics)
-        results.update(gather_sse_counts(sse_callback))
+        results.update(train_and_save(trainer, sse_callback, checkpoint, len(tokenized["train"])))  # ready for run_glue
 
     if training_args.do_eval:
         set_seed(training_args.seed)  # the same random masks of the held-out text for every run and arm
         metrics = trainer.evaluate()
         metrics["eval_samples"] = len(tokenized["validation"])
         metrics["perplexity"] = perplexity(metrics["eval_loss"])
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
-        results.update(metrics)
+        results.update(record(trainer, "eval", metrics))
 
-    results["wall_time_s"] = time.perf_counter() - started
-    write_all_results(training_args.output_dir, results)
-    return results
+    return finish(training_args.output_dir, results, started)
 
 
 if __name__ == "__main__":
     main()
-    shutdown_distributed()
+    run_setup.shutdown_distributed()

@@ -81,10 +81,8 @@ class SSEConfig:
     p_schedule: str = field(
         default="constant",
         metadata={
-            "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}. The scheduled "
-            "value is p times a factor driven by the trainer's step and total steps, or, for 'adaptive', by the "
-            "training loss: 0 while the loss is above adaptive_start x its first logged value (under-fitting), "
-            "rising to 1 at adaptive_full x that value (fitting closely)."
+            "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}: p times a factor "
+            "driven by the trainer's step, or for 'adaptive' by the training loss (see adaptive_start)."
         },
     )
     p_warmup_ratio: float = field(
@@ -95,7 +93,7 @@ class SSEConfig:
         default=0.5,
         metadata={
             "help": "p_schedule='adaptive': the training loss, as a fraction of its first logged value, below which "
-            "p starts to rise from 0."
+            "p starts to rise from 0. Above it the model under-fits and p stays 0."
         },
     )
     adaptive_full: float = field(

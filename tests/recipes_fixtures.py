@@ -1,4 +1,4 @@
-"""Shared pieces of the recipe tests: the recipes on sys.path, a tiny BERT built in-process, small local data files."""
+"""Shared pieces of the recipe tests: where the recipes are, a tiny BERT built in-process, small local data files."""
 
 from __future__ import annotations
 
@@ -6,17 +6,14 @@ import csv
 import json
 import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
-if str(RECIPES) not in sys.path:
-    sys.path.insert(0, str(RECIPES))
 
-from tiny_bert import build_tiny_bert  # noqa: E402
+from recipes.kit.tiny_bert import build_tiny_bert
 
 POSITIVE = ["good", "great", "fun", "lovely", "superb", "charming"]
 NEGATIVE = ["bad", "dull", "awful", "boring", "weak", "clumsy"]

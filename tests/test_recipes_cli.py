@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from recipes_fixtures import RECIPES  # noqa: F401  (puts the recipes on sys.path)
 
-import run_glue  # noqa: E402
-import run_mlm  # noqa: E402
+from recipes import run_glue
+from recipes import run_mlm
 
 
 def test_help_puts_the_sse_options_under_their_own_heading_first(capsys):

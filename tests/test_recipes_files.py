@@ -13,9 +13,9 @@ from recipes_fixtures import (  # noqa: F401  (fixtures)
     write_jsonl,
 )
 
-import run_glue
-import run_mlm
-from data_sources import load_local_files
+from recipes import run_glue
+from recipes import run_mlm
+from recipes.kit.data_sources import load_local_files
 
 ALLOWED = ("csv", "tsv", "json", "jsonl", "txt")
 BAD_FILES = {

@@ -17,8 +17,8 @@ from recipes_fixtures import (  # noqa: F401  (fixtures)
 )
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-import run_glue
-import run_mlm
+from recipes import run_glue
+from recipes import run_mlm
 from sse_hf import SSEConfig, patch_model
 
 TINY_CONFIG = {

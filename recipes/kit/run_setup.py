@@ -183,6 +183,29 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite_output_dir: b
     return decision
 
 
+def start_run(
+    dataclass_types: Sequence[type], argv: Sequence[str] | None, actions: Sequence[str] = ("do_train", "do_eval")
+) -> tuple[tuple, str | None]:
+    """A recipe's first steps: parse its arguments (TrainingArguments last, OutputArguments among them), train and
+    evaluate when no action is given, refuse evaluation during training without training, set up logging and
+    the output folder, and seed everything. Returns the parsed arguments and the checkpoint to resume from."""
+    parsed = parse_args(dataclass_types, argv)
+    training_args = parsed[-1]
+    output_args = next(args for args in parsed if isinstance(args, OutputArguments))
+    if not any(getattr(training_args, action) for action in actions):
+        training_args.do_train = training_args.do_eval = True
+        logger.info("No %s given: training and evaluating.", "/".join("--" + action for action in actions))
+    if not training_args.do_train and training_args.eval_strategy != "no":
+        raise ValueError(
+            f"--eval_strategy {training_args.eval_strategy.value} evaluates while training, but --do_train is not set. "
+            "Add --do_train (and --do_eval)."
+        )
+    setup_logging(training_args)
+    last_checkpoint = prepare_output_dir(training_args, output_args.overwrite_output_dir)
+    transformers.set_seed(training_args.seed)
+    return parsed, last_checkpoint
+
+
 def shutdown_distributed() -> None:
     """End the process group cleanly when launched with several processes (avoids torch's exit warning)."""
     import torch.distributed

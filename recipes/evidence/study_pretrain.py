@@ -1,9 +1,9 @@
 """Pre-training study: MLM pre-training of a small BERT from scratch on IMDB text, with and without SSE.
 
-    python recipes/study_imdb.py split --data ../shared/data/imdb-2000.csv     # the same fixed split
-    python recipes/study_pretrain.py run --seeds 1 2 3                         # both arms, every seed
-    python recipes/study_pretrain.py run ... --shard 0/2 & ... --shard 1/2      # the same, as 2 workers
-    python recipes/study_pretrain.py report
+    python -m recipes.evidence.study_imdb split --data ../shared/data/imdb-2000.csv     # the same fixed split
+    python -m recipes.evidence.study_pretrain run --seeds 1 2 3                         # both arms, every seed
+    python -m recipes.evidence.study_pretrain run ... --shard 0/2 & ... --shard 1/2      # the same, as 2 workers
+    python -m recipes.evidence.study_pretrain report
 
 Per seed and arm: `run_mlm.py` pre-trains the same small BERT (same tokenizer, steps and masks) on the
 1,000 training-pool reviews and reports held-out MLM perplexity on the 200 dev reviews; `run_glue.py`
@@ -19,14 +19,13 @@ import os
 import re
 import shutil
 import statistics
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from recipes.evidence import compare
+from recipes.evidence.imdb_split import STUDY_DIR, test_accuracy
+from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
+from recipes.evidence.shards import add_shard_option, study_jobs
 
-from study_imdb import STUDY_DIR, parse_shard, save_record, study_jobs, test_accuracy  # noqa: E402
-
-RECORDS_DIR = os.path.join(HERE, "..", "docs", "study", "pretrain")
+RECORDS_DIR = os.path.join(DOCS_STUDY, "pretrain")
 ARMS = {"baseline": ["--sse", "False"], "sse-se-p0.1": ["--sse_p", "0.1"]}
 MLM_ARGS = [
     "--model_type", "bert",
@@ -84,11 +83,11 @@ def write_corpus(study_dir: str) -> dict[str, str]:
 
 
 def run_seed(arm: str, seed: int, study_dir: str, records: str, corpus: dict[str, str]) -> None:
-    import run_glue
-    import run_mlm
+    from recipes import run_glue
+    from recipes import run_mlm
 
     target = os.path.join(records, "runs", arm, f"seed-{seed}")
-    if os.path.isfile(os.path.join(target, "all_results.json")):
+    if is_recorded(target):
         print(f"skip {arm} seed {seed}: recorded in {target}")
         return
     mlm_dir = os.path.join(study_dir, "pretrain", arm, f"seed-{seed}", "mlm")
@@ -125,8 +124,6 @@ def run_seed(arm: str, seed: int, study_dir: str, records: str, corpus: dict[str
 def report(records: str) -> str:
     """Per arm, mean ± std of held-out perplexity, final training and held-out MLM loss (their gap shows whether
     pre-training overfits at all) and sentiment test accuracy; then each seed side by side."""
-    import compare
-
     runs = compare.load_runs([os.path.join(records, "runs")])
     by_arm: dict[str, dict[int, dict]] = {}
     for run in runs:
@@ -168,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--study_dir", default=STUDY_DIR)
     parser.add_argument("--records", default=RECORDS_DIR)
-    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N",
-                        help="run only job K, K+N, ... (start N workers, K = 0..N-1, each with OMP_NUM_THREADS=1)")
+    add_shard_option(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.step == "run":

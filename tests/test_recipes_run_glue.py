@@ -25,11 +25,11 @@ from recipes_fixtures import (  # noqa: F401  (fixtures)
     write_jsonl,
 )
 
-import glue_metrics
-import glue_tasks
-import run_glue
-from run_setup import OutputDirectoryError, parse_args
-from sse_args import SSEArguments, sse_is_active, to_sse_config
+from recipes.kit import glue_metrics
+from recipes.kit import glue_tasks
+from recipes import run_glue
+from recipes.kit.run_setup import OutputDirectoryError, parse_args
+from recipes.kit.sse_args import SSEArguments, sse_is_active, to_sse_config
 from sse_hf import SSEConfig, patch_model
 
 # The Hub schema of each task, written out here independently of recipes/glue_tasks.py:
@@ -153,7 +153,7 @@ def test_metrics_work_without_the_evaluate_package(monkeypatch):
         prediction = type("EvalPrediction", (), {"predictions": logits, "label_ids": labels})()
         scores = glue_metrics.metric_function(metrics, names is None)(prediction)
         assert set(metrics) <= set(scores), task
-    for path in RECIPES.glob("*.py"):
+    for path in RECIPES.rglob("*.py"):
         lines = path.read_text().splitlines()
         assert not any(line.strip().startswith(("import evaluate", "from evaluate")) for line in lines), path
 
@@ -320,6 +320,7 @@ def test_unseen_labels_at_evaluation_are_reported(tmp_path, tiny_model_dir, sent
 
 def test_hub_name_offline_fails_fast_and_suggests_local_files(tmp_path, tiny_model_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    env["PYTHONPATH"] = os.pathsep.join([str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])  # this tree
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(RECIPES / "run_glue.py"), "--model_name_or_path", tiny_model_dir, "--task_name", "rte",

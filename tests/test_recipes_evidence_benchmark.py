@@ -1,17 +1,12 @@
-"""The cost benchmark runs end to end and reports every arm (no timing is asserted here)."""
+"""recipes/evidence/benchmark.py: every subcommand runs end to end and reports every arm (no timing is asserted here)."""
 
-import importlib.util
 import json
-import pathlib
 
-BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "benchmark.py"
+from recipes.evidence import benchmark as benchmark_module
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("sse_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module
 
 
 def test_benchmark_smoke_run_reports_every_arm(tmp_path):
@@ -43,3 +38,10 @@ def test_compiled_overhead_runs_both_models_compiled():
     benchmark = _load()
     row = benchmark.compiled_step_overhead(benchmark.TINY, 2, 8, pairs=1, warmup=1, backend="eager")
     assert row["pairs"] == 1 and row["ratio_median"] > 0 and row["base_step_s"] > 0
+
+
+def test_throughput_ab_reports_a_ratio(capsys):
+    result = benchmark_module.main(["recipe", "--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16", "--batch_size", "4"])
+    assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
+    assert 0 < result["estimated_ratio"] <= 1 and result["step_ms"] > 0
+    assert "ratio on/off" in capsys.readouterr().out

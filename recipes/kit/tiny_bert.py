@@ -11,12 +11,7 @@ from collections.abc import Iterable
 
 from transformers import BertConfig, BertForMaskedLM, set_seed
 
-if __package__ in (None, ""):
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from wordpiece import train_wordpiece_tokenizer  # noqa: E402
+from recipes.kit.wordpiece import train_wordpiece_tokenizer
 
 
 def build_tiny_bert(

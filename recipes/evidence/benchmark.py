@@ -1,11 +1,13 @@
-"""What SSE costs: swap throughput, training-step overhead and peak memory, A/B interleaved in one run.
+"""The benchmark: what SSE costs, in swap throughput, training-step overhead, peak memory and recipe throughput.
 
-    python recipes/benchmark.py                      # BERT-base shape, batch 16x128, 20 pairs per arm
-    python recipes/benchmark.py --arms sse-se --pairs 20 --json out.json --markdown out.md
-    python recipes/benchmark.py --memory             # also peak memory per arm (a fresh process each)
-    python recipes/benchmark.py --device cuda --bf16 --sync_check   # on a GPU
-    python recipes/benchmark.py --tiny               # seconds-long smoke run
-    python recipes/benchmark.py --compile --skip_eager --skip_throughput --pairs 10   # both arms torch.compile'd
+Three subcommands, each A/B interleaved in one run (`cost` is the default):
+
+    python -m recipes.evidence.benchmark                      # BERT-base shape, batch 16x128, 20 pairs per arm
+    python -m recipes.evidence.benchmark --arms sse-se --pairs 20 --json out.json --markdown out.md
+    python -m recipes.evidence.benchmark --memory             # also peak memory per arm (a fresh process each)
+    python -m recipes.evidence.benchmark --device cuda --bf16 --sync_check   # on a GPU
+    python -m recipes.evidence.benchmark --tiny               # seconds-long smoke run
+    python -m recipes.evidence.benchmark --compile --skip_eager --skip_throughput --pairs 10   # both arms torch.compile'd
 
 Throughput: `swap_uniform` (SSE-SE) and `swap_graph` (SSE-Graph, 10 neighbours per token) on one
 CPU thread over a BERT-sized vocabulary, in million tokens per second, for 32x128 and 8x512 batches.
@@ -13,20 +15,34 @@ Overhead: one model, trained in rounds; a round takes one step with no regularis
 each arm (SSE-SE, SSE-Graph, label SSE, NEFTune as transformers implements it) in a random order;
 attaching and detaching are not timed; the figure is the median over rounds ("pairs") of arm/baseline
 step time, so slow drifts of the machine cancel out.
+
+    python -m recipes.evidence.benchmark graph       # kNN graph build time and memory, SSE-Graph swap throughput
+    python -m recipes.evidence.benchmark recipe      # run_glue's samples/s with SSE on against off
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
+import subprocess
+import sys
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 import transformers
 
+from recipes import run_glue
+from recipes.evidence.checkpoint import optional_checkpoint_dir
+from recipes.evidence.records import REPO_ROOT
+from recipes.evidence.timing import isolated_hook_cost, median_seconds
+from recipes.kit.demo_data import TRAIN_FILE, training_sentences
+from recipes.kit.tiny_bert import build_tiny_bert
 from sse_hf import SSEConfig, SSEGraph, patch_model, swap_graph
 from sse_hf.kernels import candidate_positions, swap_uniform
 
@@ -44,17 +60,6 @@ def random_graph(vocab_size: int = 30522, k: int = 10, seed: int = 0) -> SSEGrap
     return SSEGraph.from_edges(sources, targets, weights, vocab_size=vocab_size)
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def swap_throughput(batch_shapes, vocab_size=30522, repeats=200) -> dict[str, dict[str, float]]:
     """Million tokens per second of SSE-SE and SSE-Graph kernels at p=0.1 on one thread (median call)."""
     threads = torch.get_num_threads()
@@ -67,8 +72,8 @@ def swap_throughput(batch_shapes, vocab_size=30522, repeats=200) -> dict[str, di
         results = {}
         for rows, cols in batch_shapes:
             ids = torch.randint(999, vocab_size, (rows, cols))
-            se = _median_seconds(lambda: swap_uniform(ids, 0.1, candidates, positions), repeats)
-            gr = _median_seconds(lambda: swap_graph(ids, 0.1, graph), repeats)
+            se = median_seconds(lambda: swap_uniform(ids, 0.1, candidates, positions), repeats)
+            gr = median_seconds(lambda: swap_graph(ids, 0.1, graph), repeats)
             results[f"{rows}x{cols}"] = {"sse-se": ids.numel() / se / 1e6, "sse-graph": ids.numel() / gr / 1e6}
         return results
     finally:
@@ -152,7 +157,7 @@ def step_overhead(
     results = {}
     for name, attach in arms.items():
         ratios = [arm / base for arm, base in zip(times[name], base_times)]
-        hook_cost = isolated_hook_cost(attach, model, batch)
+        hook_cost = hook_cost_in_forward(attach, model, batch)
         results[name] = {
             "hook_cost_ms": hook_cost * 1e3,
             "ratio_from_hook_cost": 1 + hook_cost / statistics.median(base_times),
@@ -223,7 +228,7 @@ def _checked_step(model, batch, bf16: bool) -> float:
     return time.perf_counter() - start
 
 
-def isolated_hook_cost(attach, model, batch, repeats: int = 100) -> float:
+def hook_cost_in_forward(attach, model, batch, repeats: int = 100) -> float:
     """Seconds an arm's hooks add to one training forward, timed alone (steadier than whole steps).
 
     Times the embedding layer's forward (where SSE-SE, SSE-Graph and NEFTune hooks run) and the
@@ -240,13 +245,7 @@ def isolated_hook_cost(attach, model, batch, repeats: int = 100) -> float:
                 hook(model, (), kwargs)
 
     model.train()
-    base = _median_seconds(forward_pieces, repeats)
-    detach = attach(model)
-    try:
-        with_arm = _median_seconds(forward_pieces, repeats)
-    finally:
-        detach()
-    return with_arm - base
+    return isolated_hook_cost(lambda: attach(model), forward_pieces, repeats)
 
 
 def sse_arm(graph: SSEGraph | None = None, **config) -> Callable[[torch.nn.Module], Callable[[], None]]:
@@ -294,20 +293,15 @@ ARM_LABELS = {
 
 def peak_memory(arm: str | None, model_shape: dict, batch_size: int, seq_len: int, steps: int = 3) -> float:
     """Peak resident memory (MiB) of a fresh process that trains `steps` steps with one arm (None: baseline)."""
-    import subprocess
-    import sys
-
-    command = [sys.executable, __file__, "--_memory_probe", arm or "none", "--batch_size", str(batch_size),
-               "--seq_len", str(seq_len), "--_steps", str(steps)]
+    command = ["cost", "--_memory_probe", arm or "none", "--batch_size", str(batch_size), "--seq_len", str(seq_len),
+               "--_steps", str(steps)]  # fmt: skip
     if model_shape is TINY:
         command.append("--tiny")
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    output = run_in_fresh_process(command)
     return float(output.strip().splitlines()[-1])
 
 
 def _memory_probe(arm: str, model_shape: dict, batch_size: int, seq_len: int, steps: int) -> None:
-    import resource
-
     model, optimizer, batch = build_model_and_batch(model_shape, batch_size, seq_len)
     if arm != "none":
         all_arms(model_shape["vocab_size"])[arm]()(model)
@@ -316,7 +310,7 @@ def _memory_probe(arm: str, model_shape: dict, batch_size: int, seq_len: int, st
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def cost_main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arms", nargs="+", default=list(ARM_LABELS), choices=list(ARM_LABELS))
     parser.add_argument("--pairs", type=int, default=20, help="rounds, each one A/B pair per arm (the median is reported)")
@@ -424,6 +418,257 @@ def render_markdown(results: dict) -> str:
     if "sync_check" in results:
         lines += ["", f"Sync check: {results['sync_check']}."]
     return "\n".join(lines)
+
+
+def run_in_fresh_process(arguments: list[str]) -> str:
+    """Run `python -m recipes.evidence.benchmark ARGUMENTS` in a new process (this tree first on its path); its stdout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "recipes.evidence.benchmark", *arguments]
+    return subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+
+
+# ----- graph: kNN graph build and SSE-Graph swap throughput ----------------------------------------
+GRAPH_DOC = """Benchmark SSE-Graph: kNN graph build time and peak memory, and swap throughput next to SSE-SE.
+
+Runs offline on CPU. The build is timed in fresh subprocesses (peak memory = ru_maxrss rise during
+the build, which sees torch's allocations, unlike tracemalloc); throughput runs on one thread, with
+medians over repeats because other jobs may share the cores.
+
+    python -m recipes.evidence.benchmark graph                 # BERT-base-shaped random table, k=10
+    python -m recipes.evidence.benchmark graph --repeats 1 --no-minilm
+"""
+
+BERT_SHAPE = (30522, 768)
+BERT_RESERVED = 999  # BERT-base: [PAD], [unused0..993], [UNK], [CLS], [SEP], [MASK] all sit below id 999
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def knn_worker(args: argparse.Namespace) -> None:
+    """In a fresh process: build one kNN graph, print {seconds, peak_mib} as JSON, optionally save it."""
+    if args.table == "random":
+        generator = torch.Generator().manual_seed(0)
+        table = torch.randn(*BERT_SHAPE, generator=generator)
+        exclude, tokenizer = range(BERT_RESERVED), None
+    else:
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        table = load_file(os.path.join(args.table, "model.safetensors"))["embeddings.word_embeddings.weight"]
+        table = table.float()
+        exclude, tokenizer = (), AutoTokenizer.from_pretrained(args.table)
+    before = _maxrss_mib()
+    start = time.perf_counter()
+    graph = SSEGraph.from_embeddings(
+        table, k=args.k, tokenizer=tokenizer, exclude_token_ids=exclude, chunk_size=args.chunk_size
+    )
+    seconds = time.perf_counter() - start
+    peak = _maxrss_mib() - before
+    if args.save:
+        graph.save(args.save)
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "table_mib": table.numel() * 4 / 2**20,
+                      "shape": list(table.shape), "edges": graph.num_edges, "threads": torch.get_num_threads()}))
+
+
+def time_build(table: str, k: int, chunk_size: int, repeats: int, save: str | None = None) -> list[dict]:
+    """Run the kNN build `repeats` times, each in a fresh subprocess; the first one saves the graph."""
+    results = []
+    for repeat in range(repeats):
+        command = ["graph", "--knn-worker", "--table", table, "--k", str(k), "--chunk-size", str(chunk_size)]
+        if save and repeat == 0:
+            command += ["--save", save]
+        results.append(json.loads(run_in_fresh_process(command).strip().splitlines()[-1]))
+    return results
+
+
+def graph_throughput(graph: SSEGraph, p: float, repeats: int, calls: int) -> None:
+    """Million tokens per second of swap_graph and swap_uniform on the same batches, one thread."""
+    torch.set_num_threads(1)
+    vocab_size = graph.vocab_size
+    candidates = torch.arange(BERT_RESERVED, vocab_size)
+    positions = candidate_positions(candidates, vocab_size)
+    generator = torch.Generator().manual_seed(0)
+    print(f"\nswap throughput, p={p}, 1 thread, median of {repeats} x {calls} calls (million tokens/s)")
+    print(f"{'batch':>8}  {'SSE-SE':>8}  {'SSE-Graph':>9}  {'Graph/SE':>8}")
+    for batch, length in ((32, 128), (8, 512)):
+        ids = torch.randint(0, vocab_size, (batch, length), generator=generator)
+        se, gr = [], []
+        for _ in range(repeats):  # interleaved, so both see the same background load
+            se.append(median_seconds(lambda: swap_uniform(ids, p, candidates, positions, generator), 1, warmup=1, calls=calls))
+            gr.append(median_seconds(lambda: swap_graph(ids, p, graph, generator), 1, warmup=1, calls=calls))
+        se_rate = ids.numel() / statistics.median(se) / 1e6
+        gr_rate = ids.numel() / statistics.median(gr) / 1e6
+        print(f"{batch:>3}x{length:<4}  {se_rate:8.1f}  {gr_rate:9.1f}  {gr_rate / se_rate:8.2f}")
+
+
+def report_build(label: str, results: list[dict]) -> None:
+    seconds = statistics.median(r["seconds"] for r in results)
+    peak = statistics.median(r["peak_mib"] for r in results)
+    first = results[0]
+    runs = ", ".join(f"{r['seconds']:.1f}" for r in results)
+    print(
+        f"{label}: table {first['shape'][0]} x {first['shape'][1]} ({first['table_mib']:.0f} MiB), {first['edges']} "
+        f"edges, {first['threads']} threads: build {seconds:.1f} s (median of {len(results)}: "
+        f"{runs}), peak memory +{peak:.0f} MiB"
+    )
+
+
+def graph_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="benchmark graph", description=GRAPH_DOC)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--chunk-size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3, help="kNN builds (each in a fresh process); timing repeats")
+    parser.add_argument("--calls", type=int, default=200, help="swap calls per timing repeat")
+    parser.add_argument("--p", type=float, default=0.1)
+    parser.add_argument("--no-minilm", action="store_true", help="skip the real all-MiniLM-L6-v2 table")
+    parser.add_argument("--knn-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--table", default="random", help=argparse.SUPPRESS)
+    parser.add_argument("--save", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.knn_worker:
+        knn_worker(args)
+        return
+
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, k={args.k}, chunk_size={args.chunk_size}")
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "bert_knn.safetensors")
+        report_build("kNN graph, random BERT-base-shaped table", time_build("random", args.k, args.chunk_size,
+                                                                            args.repeats, save=path))
+        model = None if args.no_minilm else optional_checkpoint_dir()
+        if model is not None:
+            report_build("kNN graph, all-MiniLM-L6-v2 word embeddings",
+                         time_build(model, args.k, args.chunk_size, args.repeats))
+        graph = SSEGraph.load(path)
+    graph_throughput(graph, args.p, max(args.repeats, 5), args.calls)
+
+
+# ----- recipe: run_glue's own training throughput, SSE on against off ----------------------------------
+RECIPE_DOC = """"""
+
+
+def run_arguments(model_dir: str, output_dir: str, sse_on: bool, args: argparse.Namespace) -> list[str]:
+    return [
+        "--model_name_or_path", model_dir,
+        "--train_file", TRAIN_FILE,
+        "--output_dir", output_dir, "--overwrite_output_dir",
+        "--do_train",
+        "--max_steps", str(args.max_steps),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--max_seq_length", str(args.seq_length), "--pad_to_max_length",
+        "--learning_rate", "1e-4",
+        "--save_strategy", "no",
+        "--logging_steps", str(args.max_steps),
+        "--report_to", "none",
+        "--log_level", "error",
+        "--disable_tqdm", "True",  # keeps the A/B output readable; the recipes themselves keep their bars
+        "--dataloader_pin_memory", "False",
+        "--seed", "42",
+        *(["--sse_p", str(args.sse_p)] if sse_on else ["--sse", "False"]),
+    ]  # fmt: skip
+
+
+def recipe_hook_cost(model_dir: str, texts: list[str], args: argparse.Namespace, rounds: int = 7) -> dict[str, float]:
+    """What SSE adds to one training step, measured apart from the noise of whole runs.
+
+    Times the embedding lookup of one padded batch with and without the SSE hook (interleaved rounds,
+    medians), and one full training step (forward, backward, AdamW) without it. The estimated throughput
+    ratio is step / (step + hook cost).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
+    batch = tokenizer(texts[: args.batch_size], padding="max_length", truncation=True, max_length=args.seq_length,
+                      return_tensors="pt")  # fmt: skip
+    batch["labels"] = torch.zeros(len(batch["input_ids"]), dtype=torch.long)
+    embedding, ids = model.get_input_embeddings(), batch["input_ids"]
+    config = SSEConfig(p=args.sse_p)
+    hook = max(0.0, isolated_hook_cost(
+        lambda: patch_model(model, config, tokenizer=tokenizer).remove, lambda: embedding(ids), repeats=1, rounds=rounds,
+        calls=100,
+    ))  # fmt: skip
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    step_s = median_seconds(step, rounds, warmup=2)
+    return {"hook_ms": hook * 1e3, "step_ms": step_s * 1e3, "estimated_ratio": step_s / (step_s + hook)}
+
+
+def recipe_main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(prog="benchmark recipe", description=RECIPE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--max_steps", type=int, default=30)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--hidden_size", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--sse_p", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 is steadier on a busy machine")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory(prefix="sse-ab-") as root:
+        texts = training_sentences()
+        model_dir = build_tiny_bert(
+            os.path.join(root, "model"), texts, vocab_size=400, hidden_size=args.hidden_size,
+            num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden_size // 64),
+            max_position_embeddings=max(128, args.seq_length),
+        )  # fmt: skip
+
+        def measure(sse_on: bool) -> float:
+            out = os.path.join(root, "on" if sse_on else "off")
+            return run_glue.main(run_arguments(model_dir, out, sse_on, args))["train_samples_per_second"]
+
+        measure(False)  # warm-up: first-run costs (allocator, thread pools, caches) are not SSE's
+        off, on, ratios = [], [], []
+        started = time.perf_counter()
+        for pair in range(args.pairs):
+            order = (False, True) if pair % 2 == 0 else (True, False)
+            values = {sse_on: measure(sse_on) for sse_on in order}
+            off.append(values[False])
+            on.append(values[True])
+            ratios.append(values[True] / values[False])
+            print(f"pair {pair + 1}: off {values[False]:.1f}  on {values[True]:.1f} samples/s  ratio {ratios[-1]:.4f}", flush=True)
+
+        isolated = recipe_hook_cost(model_dir, texts, args)
+
+    result = {
+        "median_off": statistics.median(off),
+        "median_on": statistics.median(on),
+        "ratio_of_medians": statistics.median(on) / statistics.median(off),
+        "median_pair_ratio": statistics.median(ratios),
+        "pairs": args.pairs,
+        "seconds": time.perf_counter() - started,
+    }
+    print(
+        f"\nSSE throughput A/B (run_glue, BERT hidden {args.hidden_size} x {args.layers} layers, batch {args.batch_size}, "
+        f"seq {args.seq_length}, {args.max_steps} steps, p={args.sse_p}, {args.pairs} interleaved pairs, "
+        f"{torch.get_num_threads()} CPU threads)\n"
+        f"median train samples/s: off {result['median_off']:.1f}, on {result['median_on']:.1f}\n"
+        f"ratio on/off: {result['ratio_of_medians']:.4f} (median of medians); {result['median_pair_ratio']:.4f} "
+        "(median of per-pair ratios)\n"
+        f"isolated: the SSE hook adds {isolated['hook_ms']:.3f} ms to a {isolated['step_ms']:.1f} ms training step "
+        f"-> estimated ratio {isolated['estimated_ratio']:.4f}"
+    )
+    return {**result, **isolated}
+
+
+SUBCOMMANDS = {"cost": cost_main, "graph": graph_main, "recipe": recipe_main}
+
+
+def main(argv: list[str] | None = None):
+    """`benchmark [cost|graph|recipe] OPTIONS`; without a subcommand, `cost` (the per-arm cost of SSE)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return cost_main(argv)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@
 
 Run the arms and seeds in this process, then compare:
 
-    python recipes/compare.py run --output_dir cmp --recipe glue --seeds 1 2 3 \
+    python -m recipes.evidence.compare run --output_dir cmp --recipe glue --seeds 1 2 3 \
         --arm "baseline=--sse False" --arm "sse=--sse_p 0.1" -- \
         --model_name_or_path bert-base-uncased --task_name rte --num_train_epochs 3 --logging_steps 20
 
 or collect runs made elsewhere (e.g. with accelerate launch); each run directory holds all_results.json:
 
-    python recipes/compare.py collect cmp/ other/run-7 --output_dir report
+    python -m recipes.evidence.compare collect cmp/ other/run-7 --output_dir report
 
 A run's arm is the "arm" key of its all_results.json, else its directory name (or its parent's, for seed-N
 directories). Writes comparison.md, comparison.json and comparison.png (eval metric per arm; training loss
@@ -29,10 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from run_report import RESULTS_NAME, write_all_results  # noqa: E402
+from recipes.kit.run_report import RESULTS_NAME, write_all_results
 
 # Columns of the table besides the eval metrics, in order, when present.
 EXTRA_COLUMNS = ("train_loss", "sse_swap_rate", "train_samples_per_second", "wall_time_s")
@@ -233,9 +230,9 @@ def run_arms(
 ) -> list[str]:
     """Run every arm with every seed, in this process, into output_dir/ARM/seed-N; return the run directories."""
     if recipe == "glue":
-        import run_glue as module
+        from recipes import run_glue as module
     elif recipe == "mlm":
-        import run_mlm as module
+        from recipes import run_mlm as module
     else:
         raise ValueError(f"--recipe must be glue or mlm, got {recipe!r}.")
     if "--output_dir" in recipe_args or "--seed" in recipe_args:

@@ -1,16 +1,13 @@
 """The GLUE study's bookkeeping: the carved split, the job queue, the choice of the best arm, the report."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
-import study_glue  # noqa: E402
-import study_glue_report  # noqa: E402
+from recipes.evidence import study_glue
+from recipes.evidence import study_glue_report
 
 
 def _glue_dir(tmp_path):

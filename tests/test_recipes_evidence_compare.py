@@ -1,4 +1,4 @@
-"""recipes/compare.py (tables and plots over arms x seeds), and smoke runs of the demo and the throughput A/B."""
+"""recipes/evidence/compare.py: tables and plots over arms x seeds, and running the arms."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import statistics
 import pytest
 from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
 
-import compare
-import demo
-import throughput_ab
+from recipes.evidence import compare
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -83,19 +81,3 @@ def test_run_refuses_arguments_it_sets_itself(tmp_path):
         compare.main(["run", "--output_dir", str(tmp_path), "--", "--seed", "3"])
     with pytest.raises(ValueError, match="NAME=ARGS"):
         compare.parse_arm("--sse_p 0.1")
-
-
-def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
-    results = demo.main(["--output_dir", str(tmp_path / "demo"), "--epochs", "0.1"])
-    assert list(results) == ["baseline", "sse p=0.1"]
-    assert results["baseline"]["sse_swap_rate"] == 0.0 and results["sse p=0.1"]["sse_swap_rate"] > 0
-    printed = capsys.readouterr().out
-    assert "| baseline |" in printed and "| sse p=0.1 |" in printed and "demo wall time" in printed
-    assert (tmp_path / "demo" / "sse" / "all_results.json").is_file()
-
-
-def test_throughput_ab_reports_a_ratio(capsys):
-    result = throughput_ab.main(["--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16", "--batch_size", "4"])
-    assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
-    assert 0 < result["estimated_ratio"] <= 1 and result["step_ms"] > 0
-    assert "ratio on/off" in capsys.readouterr().out

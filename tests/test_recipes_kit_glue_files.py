@@ -1,15 +1,12 @@
 """Original GLUE TSV folders (glue_data/<TASK>/): each task's layout read into the Hub schema, and run_glue on them."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-
-import glue_files  # noqa: E402
-import run_glue  # noqa: E402
-from recipes_fixtures import fast_args, sentiment_rows, tiny_model_dir  # noqa: E402,F401
+from recipes.kit import glue_files
+from recipes import run_glue
+from recipes_fixtures import fast_args, sentiment_rows, tiny_model_dir  # noqa: F401
 
 ROWS = 24
 

@@ -1,0 +1,1 @@
+"""The plumbing the recipe scripts share: arguments, data, labels, metrics, the training run and its report."""

@@ -1,0 +1,16 @@
+"""recipes/demo.py: the offline end-to-end run of both arms, and its table."""
+
+from __future__ import annotations
+
+from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
+
+from recipes import demo
+
+
+def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
+    results = demo.main(["--output_dir", str(tmp_path / "demo"), "--epochs", "0.1"])
+    assert list(results) == ["baseline", "sse p=0.1"]
+    assert results["baseline"]["sse_swap_rate"] == 0.0 and results["sse p=0.1"]["sse_swap_rate"] > 0
+    printed = capsys.readouterr().out
+    assert "| baseline |" in printed and "| sse p=0.1 |" in printed and "demo wall time" in printed
+    assert (tmp_path / "demo" / "sse" / "all_results.json").is_file()
