@@ -1,6 +1,5 @@
-"""Swap strategies for one hooked embedding: SSE-SE over a candidate list, or SSE-Graph.
-
-Each keeps its id tables on every device it has seen, so the hook only calls a pure kernel.
+"""Per-device samplers for one hooked embedding: a swap kernel (SSE-SE over a candidate list, or SSE-Graph) with
+its id tables kept on every device it has seen, so the hook only calls the pure kernel.
 """
 
 from __future__ import annotations
