@@ -73,3 +73,12 @@ def test_best_arm_is_chosen_on_the_choice_split_and_the_report_pairs_seeds(tmp_p
     rte = text.split("#### rte")[1].split("####")[0]
     assert "| 0.480 ± 0.000 | -0.020 [-0.020, -0.020], 3/3 |" in rte  # loss 0.02 lower on every seed
     assert (tmp_path / "report" / "paired-glue4.png").stat().st_size > 0
+
+
+def test_fit_table_reads_each_runs_loss_curve(tmp_path):
+    records = tmp_path / "records"
+    for seed, final in ((1, 0.2), (2, 0.4)):
+        _record(records, "cola", "baseline", seed, 0.5, 0.6)
+        history = [{"step": 4, "loss": 0.7}, {"step": 8, "loss": final}, {"step": 8, "train_loss": 0.5}]
+        (records / "cola" / "baseline" / f"seed-{seed}" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    assert "| cola | baseline | 2 | 0.700 | 0.300 | 0.000 |" in study_glue_report.fit_table(str(records))

@@ -11,6 +11,7 @@ import argparse
 import os
 import statistics
 
+from recipes.evidence import compare
 from recipes.evidence import glue_plan as plan
 from recipes.evidence.paired import draw_paired_row, mean_interval
 from recipes.evidence.records import DOCS_STUDY
@@ -125,6 +126,28 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
     return path
 
 
+def fit_table(records: str) -> str:
+    """Per task and arm: the training loss at the first and the last log (mean over seeds) and the realised
+    swap rate, to show how closely each arm fits its training examples (the regime SSE is meant for)."""
+    lines = [
+        "| task | arm | seeds | first logged training loss | last logged training loss | realised swap rate |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for task in plan.TASKS:
+        for arm in [a for a in plan.ARMS if os.path.isdir(os.path.join(records, task, a))]:
+            curves = [compare.training_losses(os.path.join(records, task, arm, seed))
+                      for seed in sorted(os.listdir(os.path.join(records, task, arm)))]  # fmt: skip
+            curves = [curve for curve in curves if curve]
+            if not curves:
+                continue
+            rates = [r.get("sse_swap_rate", 0.0) for r in plan.load(records, task).get(arm, {}).values()]
+            first, last = (statistics.fmean(curve[i][1] for curve in curves) for i in (0, -1))
+            lines.append(
+                f"| {task} | {arm} | {len(curves)} | {first:.3f} | {last:.3f} | {statistics.fmean(rates or [0.0]):.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def report(records: str, output_dir: str) -> str:
     """Write report.md and the plots; return the markdown."""
     os.makedirs(output_dir, exist_ok=True)
@@ -134,6 +157,8 @@ def report(records: str, output_dir: str) -> str:
         *(task_table(name, dev[name]) for name in (*plan.TASKS, "glue4") if dev[name]),
         "### Choice split (carved from the training files; the best arm is chosen here)\n",
         *(task_table(name, choice[name]) for name in (*plan.TASKS, "glue4") if choice[name]),
+        "### How closely each arm fits its 300 training examples\n",
+        fit_table(records),
     ]
     for name in (*plan.TASKS, "glue4"):
         if dev[name]:
