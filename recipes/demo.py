@@ -53,7 +53,7 @@ def demo_arguments(model_dir: str, output_dir: str, sse_p: float, epochs: float,
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", help="Keep everything here (default: a temporary directory, removed after).")
-    parser.add_argument("--sse_p", type=float, default=0.1, help="Swap probability of the SSE arm (default 0.1).")
+    parser.add_argument("--sse_p", type=float, default=0.05, help="Swap probability of the SSE arm (default 0.05).")
     parser.add_argument("--epochs", type=float, default=8, help="Training epochs per arm (default 8).")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)

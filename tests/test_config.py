@@ -10,7 +10,7 @@ from sse_hf import SSEConfig
 
 def test_defaults_and_help_metadata():
     config = SSEConfig()
-    assert config.p == 0.1 and config.decoder_p is None and config.exclude_token_ids == [] and config.seed is None
+    assert config.p == 0.05 and config.decoder_p is None and config.exclude_token_ids == [] and config.seed is None
     import dataclasses
 
     assert all(field.metadata.get("help") for field in dataclasses.fields(SSEConfig))
