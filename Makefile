@@ -22,7 +22,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 demo: $(INSTALLED)
 	$(OFFLINE) $(VENV_PYTHON) recipes/demo.py
 
-test: $(INSTALLED)
+test: $(INSTALLED)  # the README's test command
 	$(OFFLINE) $(VENV_PYTHON) -m pytest -q
 
 install: $(INSTALLED)
