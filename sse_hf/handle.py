@@ -381,7 +381,8 @@ class SSEHandle:
         self._scope = None
 
     def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
-        """Label SSE on `labels`, and a one-time warning when training runs on `inputs_embeds`."""
+        """Per training forward: check the hooked embeddings are still the model's, label SSE on `labels`, and a
+        one-time warning when training runs on `inputs_embeds`. Python attribute lookups only: no host sync."""
         if not self._active(module):
             return None
         self._check_embeddings_in_place()
