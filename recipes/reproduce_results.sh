@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces every figure of docs/results.md on a CPU machine, offline: the fine-tuning study, the
-# pre-training study (both as WORKERS one-thread processes), then the cost benchmark, which wants the
+# Reproduces every figure of docs/results.md on a CPU machine, offline: the IMDB fine-tuning study, the
+# pre-training studies and the GLUE study (as WORKERS one-thread processes), then the cost benchmark, which wants the
 # machine to itself. Resumable: runs already recorded under docs/study/ are skipped.
 #
 #   DATA=path/to/imdb-2000.csv GLUE_DIR=path/to/glue bash recipes/reproduce_results.sh    # WORKERS=2 by default
@@ -37,4 +37,7 @@ python -m recipes.evidence.study_glue split --glue_dir "$GLUE_DIR"
 in_parallel glue python -m recipes.evidence.study_glue finetune --seeds 1 2 3
 in_parallel glue-extra python -m recipes.evidence.study_glue extra
 python -m recipes.evidence.study_glue_report
+python -m recipes.evidence.study_pretrain pilot --start checkpoint
+in_parallel pretrain-continued python -m recipes.evidence.study_pretrain run --start checkpoint --seeds 1 2 3
+python -m recipes.evidence.study_pretrain report --start checkpoint
 python -m recipes.evidence.benchmark --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md

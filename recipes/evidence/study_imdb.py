@@ -25,21 +25,12 @@ import statistics
 from recipes.evidence import compare
 from recipes.evidence.checkpoint import checkpoint_dir
 from recipes.evidence.paired import draw_paired_row, mean_interval, metric_scale
-from recipes.evidence.imdb_split import STUDY_DIR, split, test_accuracy
+from recipes.evidence.imdb_split import FINETUNE_ARGS, STUDY_DIR, split, test_accuracy
 from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
-from recipes.evidence.run_flags import RUN_FLAGS
 from recipes.evidence.shards import add_shard_option, study_jobs
 
 RECORDS_DIR = os.path.join(DOCS_STUDY, "runs")  # committed ledger
 
-# Fixed before the study's runs, on training loss alone (a seed-0 pilot, no dev or test): at lr 1e-4 the
-# baseline fits its 250 reviews (training loss 0.06 by epoch 4), the regime where overfitting can bite.
-COMMON_ARGS = [
-    "--max_seq_length", "128",
-    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--num_train_epochs", "6",
-    "--warmup_steps", "0.1", "--weight_decay", "0.01",
-    *RUN_FLAGS,
-]
 SSE_P_VALUES = (0.01, 0.05, 0.1, 0.2)
 BASE_ARMS = {
     "baseline": ["--sse", "False"],
@@ -88,7 +79,7 @@ def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir
             "--train_file", os.path.join(study_dir, f"train-{train_size}.csv"),
             "--validation_file", os.path.join(study_dir, "dev.csv"),
             "--test_file", os.path.join(study_dir, "test.csv"),
-            *COMMON_ARGS, *arm_args,
+            *FINETUNE_ARGS, *arm_args,
             "--seed", str(seed), "--output_dir", run_dir,
         ]
     )
