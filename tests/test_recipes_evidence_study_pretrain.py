@@ -101,3 +101,19 @@ def test_pilot_table_gives_each_epochs_mean_training_loss_beside_its_heldout_los
     table = study_pretrain.pilot_table(str(tmp_path / "pilot"))
     assert "| 1 | 3.500 | 3.250 |" in table and "| 2 | 1.500 | 3.500 |" in table
     assert (tmp_path / "pilot" / "pilot.md").read_text() == table
+
+
+def test_report_compares_each_arm_with_the_fine_tune_that_had_no_pretraining(tmp_path):
+    for seed, direct in ((1, 0.80), (2, 0.81), (4, 0.90)):  # seed 4 has no pre-trained counterpart
+        _write_run(tmp_path / "direct" / f"seed-{seed}", {"arm": "baseline", "seed": seed, "test_accuracy": direct}, [])
+    for seed, base, sse in ((1, 0.82, 0.83), (2, 0.80, 0.82)):
+        for arm, accuracy in (("baseline", base), ("sse-se-p0.05", sse)):
+            _write_run(
+                tmp_path / "runs" / arm / f"seed-{seed}",
+                {"arm": arm, "seed": seed, "perplexity": 150.0, "mlm_eval_loss": 5.0, "test_accuracy": accuracy},
+                [{"step": 5, "loss": 4.0}],
+            )
+    table = study_pretrain.report(str(tmp_path), "sse-se-p0.05", str(tmp_path / "direct"))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.count("|") == 6}
+    assert "| baseline | 2 | +0.50 |" in rows["baseline"] and "1 of 2 |" in rows["baseline"]  # +2, -1 points
+    assert "| sse-se-p0.05 | 2 | +2.00 |" in rows["sse-se-p0.05"] and "2 of 2 |" in rows["sse-se-p0.05"]

@@ -85,6 +85,7 @@ class Design:
     finetune_split: str
     finetune_args: list[str]
     from_checkpoint: bool
+    reference: str | None = None  # records of the same fine-tune without this pre-training, seed by seed
 
     @property
     def sse_arm(self) -> str:
@@ -122,6 +123,7 @@ DESIGNS = {
         finetune_split="train-250",
         finetune_args=[*FINETUNE_ARGS, "--sse", "False"],
         from_checkpoint=True,
+        reference=os.path.join(DOCS_STUDY, "runs", "train-250", "baseline"),  # the IMDB study's baseline
     ),
 }
 
@@ -230,10 +232,11 @@ def pilot_table(target: str) -> str:
     return table
 
 
-def report(records: str, sse_arm: str = "sse-se-p0.1") -> str:
+def report(records: str, sse_arm: str = "sse-se-p0.1", reference: str | None = None) -> str:
     """Per arm, mean ± std of held-out perplexity, final training and held-out MLM loss (their gap shows whether
-    pre-training overfits at all) and sentiment test accuracy; the paired differences with 95% CIs; then each
-    seed side by side."""
+    pre-training overfits at all) and sentiment test accuracy; the paired differences with 95% CIs; each seed
+    side by side; and, given `reference` records (the same fine-tune without this pre-training), each arm's
+    test accuracy against them, seed by seed."""
     runs = compare.load_runs([os.path.join(records, "runs")])
     by_arm: dict[str, dict[int, dict]] = {}
     for run in runs:
@@ -273,11 +276,30 @@ def report(records: str, sse_arm: str = "sse-se-p0.1") -> str:
                 f"| {seed} | {base[seed]['perplexity']:.2f} / {sse[seed]['perplexity']:.2f} "
                 f"| {base[seed]['test_accuracy']:.4f} / {sse[seed]['test_accuracy']:.4f} |"
             )
+    if reference:
+        lines += reference_lines(by_arm, reference)
     table = "\n".join(lines) + "\n"
     with open(os.path.join(records, "pretrain.md"), "w", encoding="utf-8") as handle:
         handle.write(table)
     print(table)
     return table
+
+
+def reference_lines(by_arm: dict[str, dict[int, dict]], reference: str) -> list[str]:
+    """Sentiment test accuracy of each arm minus that of the reference run with the same seed, in points."""
+    direct = {run["results"]["seed"]: run["results"]["test_accuracy"] for run in compare.load_runs([reference])}
+    lines = ["", f"Sentiment test accuracy against fine-tuning without this pre-training ({os.path.basename(reference)} "
+             "records, same seed):", "",
+             "| arm | seeds | mean diff (points) | 95% CI | seeds ahead |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for arm, seeds in sorted(by_arm.items()):
+        shared = sorted(set(seeds) & set(direct))
+        if not shared:
+            continue
+        diffs = [100.0 * (seeds[s]["test_accuracy"] - direct[s]) for s in shared]
+        mean, low, high = mean_interval(diffs)
+        ahead = sum(d > 0 for d in diffs)
+        lines.append(f"| {arm} | {len(shared)} | {mean:+.2f} | [{low:+.2f}, {high:+.2f}] | {ahead} of {len(diffs)} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -301,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed, arm in study_jobs(args.seeds, list(design.arms), args.shard):
             run_seed(design, arm, seed, args.study_dir, records, corpus)
     else:
-        report(records, design.sse_arm)
+        report(records, design.sse_arm, design.reference)
 
 
 if __name__ == "__main__":
