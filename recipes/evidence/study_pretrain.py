@@ -35,7 +35,7 @@ from recipes.evidence import compare
 from recipes.evidence.checkpoint import checkpoint_dir
 from recipes.evidence.imdb_split import FINETUNE_ARGS, STUDY_DIR, test_accuracy
 from recipes.evidence.paired import mean_interval
-from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
+from recipes.evidence.records import DOCS_STUDY, is_recorded, portable, save_record
 from recipes.evidence.shards import add_shard_option, study_jobs
 
 MLM_COMMON = [
@@ -288,8 +288,9 @@ def report(records: str, sse_arm: str = "sse-se-p0.1", reference: str | None = N
 def reference_lines(by_arm: dict[str, dict[int, dict]], reference: str) -> list[str]:
     """Sentiment test accuracy of each arm minus that of the reference run with the same seed, in points."""
     direct = {run["results"]["seed"]: run["results"]["test_accuracy"] for run in compare.load_runs([reference])}
-    lines = ["", f"Sentiment test accuracy against fine-tuning without this pre-training ({os.path.basename(reference)} "
-             "records, same seed):", "",
+    shown = portable({"reference": reference})["reference"]
+    lines = ["", f"Sentiment test accuracy against fine-tuning without this pre-training (the records in {shown}, "
+             "same seed):", "",
              "| arm | seeds | mean diff (points) | 95% CI | seeds ahead |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
     for arm, seeds in sorted(by_arm.items()):
         shared = sorted(set(seeds) & set(direct))
