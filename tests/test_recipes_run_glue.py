@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -321,16 +320,15 @@ def test_unseen_labels_at_evaluation_are_reported(tmp_path, tiny_model_dir, sent
 def test_hub_name_offline_fails_fast_and_suggests_local_files(tmp_path, tiny_model_dir):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     env["PYTHONPATH"] = os.pathsep.join([str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])  # this tree
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(RECIPES / "run_glue.py"), "--model_name_or_path", tiny_model_dir, "--task_name", "rte",
          "--output_dir", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, capture_output=True, text=True, timeout=600,  # a guard against a hang, not a timing
     )  # fmt: skip
-    elapsed = time.perf_counter() - started
     assert done.returncode != 0
+    # The error comes from the offline check, not from a network call that timed out.
     assert "nyu-mll/glue" in done.stderr and "--train_file" in done.stderr and "Offline mode is on" in done.stderr
-    assert elapsed < 60, f"took {elapsed:.0f}s: it waited for the network"
+    assert "ConnectTimeout" not in done.stderr and "Max retries" not in done.stderr
 
 
 def test_existing_output_dir_is_kept_unless_overwrite_is_asked(tmp_path, tiny_model_dir, sentiment_files):
