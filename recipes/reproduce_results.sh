@@ -37,7 +37,8 @@ python -m recipes.evidence.study_glue split --glue_dir "$GLUE_DIR"
 in_parallel glue python -m recipes.evidence.study_glue finetune --seeds 1 2 3
 in_parallel glue-extra python -m recipes.evidence.study_glue extra
 python -m recipes.evidence.study_glue_report
-python -m recipes.evidence.study_pretrain pilot --start checkpoint
+python -m recipes.evidence.study_pretrain pilot --start checkpoint --learning_rate 1e-4
+python -m recipes.evidence.study_pretrain pilot --start checkpoint --learning_rate 3e-4
 in_parallel pretrain-continued python -m recipes.evidence.study_pretrain run --start checkpoint --seeds 1 2 3
 python -m recipes.evidence.study_pretrain report --start checkpoint
 python -m recipes.evidence.benchmark --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md
