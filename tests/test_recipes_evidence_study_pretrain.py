@@ -118,3 +118,11 @@ def test_report_compares_each_arm_with_the_fine_tune_that_had_no_pretraining(tmp
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.count("|") == 6}
     assert "| baseline | 2 | +0.50 |" in rows["baseline"] and "1 of 2 |" in rows["baseline"]  # +2, -1 points
     assert "| sse-se-p0.05 | 2 | +2.00 |" in rows["sse-se-p0.05"] and "2 of 2 |" in rows["sse-se-p0.05"]
+
+
+def test_a_learning_rate_outside_the_pilot_is_a_clear_error_not_ignored(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        study_pretrain.main(["run", "--start", "checkpoint", "--learning_rate", "1e-4", "--study_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--learning_rate is for the pilot step only" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing was written

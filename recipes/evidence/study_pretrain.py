@@ -128,8 +128,8 @@ DESIGNS = {
 }
 
 
-def write_text(study_dir: str, split_name: str, rows: tuple[int, int], out_name: str) -> str:
-    """Rows [start, stop) of a split's CSV as one review per line (HTML line breaks removed).
+def write_text(study_dir: str, split_name: str, rows: tuple[int, int | None], out_name: str) -> str:
+    """Rows [start, stop) of a split's CSV (stop None: to the end) as one review per line (HTML line breaks removed).
 
     Written to a temporary name and renamed, so a parallel worker never reads a half-written file.
     """
@@ -309,16 +309,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", choices=list(DESIGNS), default="scratch",
                         help="scratch: a small BERT from scratch; checkpoint: continued pre-training of all-MiniLM-L6-v2")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--learning_rate", default="1e-4", help="pilot: the MLM learning rate to try")
+    parser.add_argument("--learning_rate", help="pilot only: the MLM learning rate to try (default 1e-4)")
     parser.add_argument("--study_dir", default=STUDY_DIR)
     parser.add_argument("--records", help="where the compact records go (default: the design's folder under docs/study/)")
     add_shard_option(parser)
     args = parser.parse_args(argv)
+    if args.learning_rate is not None and args.step != "pilot":
+        parser.error(f"--learning_rate is for the pilot step only; `{args.step}` uses the design's fixed rate")
     design = DESIGNS[args.start]
     records = args.records or design.records
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.step == "pilot":
-        pilot(design, args.study_dir, records, args.learning_rate)
+        pilot(design, args.study_dir, records, args.learning_rate or "1e-4")
     elif args.step == "run":
         corpus = write_corpus(design, args.study_dir)
         for seed, arm in study_jobs(args.seeds, list(design.arms), args.shard):
