@@ -1,0 +1,278 @@
+"""Tuned-baseline study: does SSE beat a tuned baseline, NEFTune and label smoothing on RTE, MRPC and CoLA with
+all-MiniLM-L6-v2, on the task metric and on calibration?
+
+    python -m recipes.evidence.study_tuned throughput --glue_dir GLUE_DIR     # s/step per task, the budget's basis
+    OMP_NUM_THREADS=1 python -m recipes.evidence.study_tuned run --glue_dir GLUE_DIR   # start 2 such workers
+    python -m recipes.evidence.study_tuned_report                             # tables, Holm, reliability plots
+
+GLUE_DIR holds `<task>_train.csv` and `<task>_validation.csv` (as `../shared/data/glue/` does). The design
+is in `tuned_plan.py`. Per task, 400 rows carved out of the training file make the *carved split*, on which
+every choice is made (learning rate, epoch, each regulariser's setting, temperature); GLUE dev is only
+reported. The jobs form a small graph: the baseline's learning-rate grid first, then each regulariser's grid
+at the chosen rate, then the chosen settings at every final seed. Workers share one queue (claims under
+`outputs/study-tuned/claims`, freed when a worker dies) and skip every job whose record exists, so a stopped
+study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from recipes.evidence import tuned_plan as plan
+from recipes.evidence.checkpoint import checkpoint_dir
+from recipes.evidence.tuned_scores import carved_choice, epoch_scores, select_epoch
+
+Split = tuple[list[tuple[str, ...]], list[int]]
+
+
+def read_task(glue_dir: str, task: str) -> tuple[Split, Split, Split, list[str]]:
+    """(pool, carved, dev, label names): the training file split by a seeded permutation into the carved split
+    (CARVED_SIZE rows) and the pool the training subsets are drawn from; GLUE dev unchanged."""
+    import pandas as pd
+
+    frames = {}
+    for part in ("train", "validation"):
+        path = os.path.join(glue_dir, f"{task}_{part}.csv")
+        if not os.path.isfile(path):
+            raise SystemExit(f"--glue_dir: {path} does not exist; it needs <task>_train.csv and <task>_validation.csv.")
+        frames[part] = pd.read_csv(path, keep_default_na=False)
+    names = sorted({str(v) for v in frames["train"]["label"]})
+    index = {name: i for i, name in enumerate(names)}
+
+    def rows(frame) -> Split:
+        texts = [tuple(str(frame[c].iloc[i]) for c in plan.TEXT_COLUMNS[task]) for i in range(len(frame))]
+        return texts, [index[str(v)] for v in frame["label"]]
+
+    train = frames["train"].iloc[np.random.default_rng(plan.CARVE_SEED).permutation(len(frames["train"]))]
+    carved, pool = train[: plan.CARVED_SIZE], train[plan.CARVED_SIZE :]
+    return rows(pool), rows(carved), rows(frames["validation"]), names
+
+
+def training_subset(pool: Split, task: str, seed: int) -> Split:
+    """The seed's own training rows: a seeded draw of TRAIN_SIZE rows from the pool (all of it when None)."""
+    size = plan.TRAIN_SIZE[task]
+    order = np.random.default_rng(1000 + seed).permutation(len(pool[1]))
+    if size is not None:
+        order = order[:size]
+    return [pool[0][i] for i in order], [pool[1][i] for i in order]
+
+
+def max_length(pool: Split, tokenizer) -> tuple[int, float]:
+    """The task's max sequence length (a multiple of 8 at or above the LENGTH_QUANTILE of the pool's token
+    lengths) and the share of pool rows it truncates."""
+    lengths = np.array([len(ids) for ids in tokenizer(*zip(*pool[0]))["input_ids"]])
+    length = int(8 * np.ceil(np.quantile(lengths, plan.LENGTH_QUANTILE) / 8))
+    return length, float((lengths > length).mean())
+
+
+def code_version() -> dict[str, str]:
+    """The commit the study runs from (with `+dirty` when the tree differs), and the library's version."""
+    import sse_hf
+    import torch
+    import transformers
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        commit, dirty = "unknown", ""
+    return {
+        "commit": commit + ("+dirty" if dirty else ""), "sse_hf": sse_hf.__version__,
+        "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
+    }  # fmt: skip
+
+
+# ----- records ----------------------------------------------------------------------------------------------
+
+
+def record_path(records: str, task: str, arm: str, seed: int) -> str:
+    return os.path.join(records, task, arm, f"seed-{seed}.json")
+
+
+def load_record(records: str, task: str, arm: str, seed: int) -> dict | None:
+    path = record_path(records, task, arm, seed)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def compact_margins(logits: list[list[float]]) -> list[float]:
+    """Two-class logits as their margin (logit 1 - logit 0), 4 decimals: softmax and temperature scaling need
+    nothing else, and it halves the record."""
+    return [round(row[1] - row[0], 4) for row in logits]
+
+
+# ----- the job graph ----------------------------------------------------------------------------------------
+
+
+def chosen_arm(records: str, task: str, arms: list[str]) -> str | None:
+    """The arm with the best carved-split score at the tuning seed, once every arm of the grid is recorded."""
+    results = {arm: load_record(records, task, arm, plan.TUNING_SEED) for arm in arms}
+    if any(result is None for result in results.values()):
+        return None
+    return carved_choice(results, task)
+
+
+def jobs(records: str) -> Iterator[tuple[str, str, int, float] | None]:
+    """The study's jobs (task, arm, seed, learning rate) in priority order; None stands for jobs that wait on
+    a choice not yet made. Priority: the baseline (tuned) and its seeds, then SSE-SE, then label smoothing,
+    NEFTune and SSE-Graph, each grid followed by its chosen setting's seeds."""
+    lr_arms = list(plan.BASELINE_ARMS)
+    chosen_lr: dict[str, tuple[str, float] | None] = {}
+    for task in plan.TASKS:
+        for arm in lr_arms:
+            yield task, arm, plan.TUNING_SEED, plan.BASELINE_ARMS[arm]["learning_rate"]
+        base = chosen_arm(records, task, lr_arms)
+        chosen_lr[task] = (base, plan.BASELINE_ARMS[base]["learning_rate"]) if base else None
+    for task in plan.TASKS:
+        if chosen_lr[task] is None:
+            yield None
+            continue
+        base, lr = chosen_lr[task]
+        for seed in plan.FINAL_SEEDS:
+            yield task, base, seed, lr
+    for family in ("sse-se", "label-smoothing", "neftune", "sse-graph"):
+        grid = list(plan.FAMILIES[family])
+        for task in plan.TASKS:
+            if chosen_lr[task] is None:
+                yield None
+                continue
+            lr = chosen_lr[task][1]
+            for arm in grid:
+                yield task, arm, plan.TUNING_SEED, lr
+        for task in plan.TASKS:
+            best = chosen_arm(records, task, grid) if chosen_lr[task] else None
+            if best is None:
+                yield None
+                continue
+            for seed in plan.FINAL_SEEDS:
+                yield task, best, seed, chosen_lr[task][1]
+
+
+def claim(study_dir: str, job: tuple[str, str, int, float]) -> bool:
+    """Take a job for this worker (False if a live worker holds it). A claim names its worker's pid; a claim
+    whose worker is gone is taken over."""
+    task, arm, seed, _ = job
+    folder = os.path.join(study_dir, "claims")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{task}-{arm}-seed-{seed}")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                holder = int(handle.read().strip() or 0)
+            os.kill(holder, 0)
+            return False
+        except (ValueError, ProcessLookupError):
+            os.remove(path)
+            return claim(study_dir, job)
+        except PermissionError:
+            return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    return True
+
+
+def run_job(glue_dir: str, records: str, study_dir: str, job: tuple[str, str, int, float]) -> dict:
+    """Fine-tune one (task, arm, seed) at its learning rate and write its compact record."""
+    from transformers import AutoTokenizer
+
+    from recipes.evidence.classifier_run import finetune
+
+    task, arm, seed, lr = job
+    settings = plan.arm_settings(arm)
+    settings.pop("learning_rate", None)
+    pool, carved, dev, names = read_task(glue_dir, task)
+    model_dir = checkpoint_dir()
+    length, truncated = max_length(pool, AutoTokenizer.from_pretrained(model_dir))
+    train = training_subset(pool, task, seed)
+    run_dir = os.path.join(study_dir, "runs", f"{task}-{arm}-seed-{seed}")
+    print(f"\n=== tuned study: {task} {arm} seed {seed} lr {lr:g} ({len(train[1])} rows, max length {length}) ===",
+          flush=True)  # fmt: skip
+    started = time.time()
+    out = finetune(
+        model_dir, train, {"carved": carved, "dev": dev},
+        num_labels=len(names), max_length=length, seed=seed, learning_rate=lr, epochs=plan.EPOCHS,
+        batch_size=plan.BATCH_SIZE, warmup_ratio=plan.WARMUP_RATIO, weight_decay=plan.WEIGHT_DECAY,
+        output_dir=run_dir, **settings,
+    )  # fmt: skip
+    shutil.rmtree(run_dir, ignore_errors=True)
+    scores = epoch_scores(out["epoch_logits"], {"carved": carved[1], "dev": dev[1]}, task)
+    epoch = select_epoch(scores, task)
+    record = {
+        "study": "tuned", "task": task, "arm": arm, "family": plan.family_of(arm), "seed": seed,
+        "learning_rate": lr, "settings": settings, "train_size": len(train[1]), "max_length": length,
+        "truncated_share": truncated, "epochs": plan.EPOCHS, "batch_size": plan.BATCH_SIZE,
+        "kept_epoch": epoch + 1, "epoch_scores": scores,
+        "labels": names,
+        "carved_margins": compact_margins(out["epoch_logits"][epoch]["carved"]),
+        "dev_margins": compact_margins(out["epoch_logits"][epoch]["dev"]),
+        "train_loss_log": out["loss_log"], "train_runtime": out["train_runtime"], "steps": out["steps"],
+        "wall_seconds": round(time.time() - started, 1), "sse_stats": out["sse_stats"],
+        "code": code_version(),
+    }  # fmt: skip
+    path = record_path(records, task, arm, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(record, handle, separators=(",", ":"))
+    os.replace(path + ".tmp", path)
+    print(f"recorded {task} {arm} seed {seed}: kept epoch {epoch + 1}, carved {scores[epoch]['carved']}, "
+          f"{record['wall_seconds']} s", flush=True)  # fmt: skip
+    return record
+
+
+def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0) -> None:
+    """A worker: take the first ready, unrecorded, unclaimed job in priority order; wait while the remaining
+    jobs wait on choices other workers are making; stop when every job is recorded."""
+    while True:
+        waiting = False
+        for job in jobs(records):
+            if job is None:
+                waiting = True
+                continue
+            if load_record(records, job[0], job[1], job[2]) is not None:
+                continue
+            if claim(study_dir, job):
+                run_job(glue_dir, records, study_dir, job)
+                break
+            waiting = True
+        else:
+            if not waiting:
+                print("tuned study: every job is recorded", flush=True)
+                return
+            time.sleep(poll_seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("throughput", "run"))
+    parser.add_argument("--glue_dir", required=True, help="folder with <task>_train.csv and <task>_validation.csv")
+    parser.add_argument("--records", default=plan.RECORDS_DIR, help="where the compact run records go (committed)")
+    parser.add_argument("--study_dir", default=plan.STUDY_DIR, help="scratch folder for claims and run folders")
+    parser.add_argument("--steps", type=int, default=12, help="throughput: timed training steps per task")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.step == "throughput":
+        from recipes.evidence.tuned_throughput import measure
+
+        measure(args.glue_dir, args.steps)
+        return
+    work(args.glue_dir, args.records, args.study_dir)
+
+
+if __name__ == "__main__":
+    main()
