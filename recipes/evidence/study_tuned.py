@@ -144,8 +144,7 @@ def jobs(records: str) -> Iterator[tuple[str, str, int, float] | None]:
         base, lr = chosen_lr[task]
         for seed in plan.FINAL_SEEDS:
             yield task, base, seed, lr
-    for family in ("sse-se", "label-smoothing", "neftune", "sse-graph"):
-        grid = list(plan.FAMILIES[family])
+    for grid in map(list, plan.FAMILIES.values()):
         for task in plan.TASKS:
             if chosen_lr[task] is None:
                 yield None
@@ -187,8 +186,11 @@ def claim(study_dir: str, job: tuple[str, str, int, float]) -> bool:
     return True
 
 
-def run_job(glue_dir: str, records: str, study_dir: str, job: tuple[str, str, int, float]) -> dict:
-    """Fine-tune one (task, arm, seed) at its learning rate and write its compact record."""
+def run_job(
+    glue_dir: str, records: str, study_dir: str, job: tuple[str, str, int, float], model_dir: str | None = None
+) -> dict:
+    """Fine-tune one (task, arm, seed) at its learning rate and write its compact record (model: the study's
+    checkpoint unless `model_dir` names another)."""
     from transformers import AutoTokenizer
 
     from recipes.evidence.classifier_run import finetune
@@ -197,7 +199,7 @@ def run_job(glue_dir: str, records: str, study_dir: str, job: tuple[str, str, in
     settings = plan.arm_settings(arm)
     settings.pop("learning_rate", None)
     pool, carved, dev, names = read_task(glue_dir, task)
-    model_dir = checkpoint_dir()
+    model_dir = model_dir or checkpoint_dir()
     length, truncated = max_length(pool, AutoTokenizer.from_pretrained(model_dir))
     train = training_subset(pool, task, seed)
     run_dir = os.path.join(study_dir, "runs", f"{task}-{arm}-seed-{seed}")
@@ -235,7 +237,7 @@ def run_job(glue_dir: str, records: str, study_dir: str, job: tuple[str, str, in
     return record
 
 
-def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0) -> None:
+def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0, model_dir: str | None = None) -> None:
     """A worker: take the first ready, unrecorded, unclaimed job in priority order; wait while the remaining
     jobs wait on choices other workers are making; stop when every job is recorded."""
     while True:
@@ -247,7 +249,7 @@ def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0
             if load_record(records, job[0], job[1], job[2]) is not None:
                 continue
             if claim(study_dir, job):
-                run_job(glue_dir, records, study_dir, job)
+                run_job(glue_dir, records, study_dir, job, model_dir)
                 break
             waiting = True
         else:

@@ -46,11 +46,12 @@ FINAL_SEEDS = (1, 2, 3, 4, 5)  # seed 1 is the tuning run of the chosen setting,
 
 # Each regulariser family and its grid, run at the baseline's chosen learning rate. Every family is tuned on
 # the same number of settings (3) and the same seed; the chosen one then runs every final seed.
+# In the order the study runs them (the priority).
 FAMILIES: dict[str, dict[str, dict]] = {
     "sse-se": {f"sse-se-p{p}": {"sse_p": p} for p in (0.02, 0.05, 0.1)},
-    "sse-graph": {f"sse-graph-p{p}": {"sse_p": p, "sse_graph": "knn"} for p in (0.05, 0.1, 0.2)},
-    "neftune": {f"neftune-{a}": {"neftune_noise_alpha": a} for a in (1, 5, 15)},
     "label-smoothing": {f"ls-{f}": {"label_smoothing_factor": f} for f in (0.05, 0.1, 0.2)},
+    "neftune": {f"neftune-{a}": {"neftune_noise_alpha": a} for a in (1, 5, 15)},
+    "sse-graph": {f"sse-graph-p{p}": {"sse_p": p, "sse_graph": "knn"} for p in (0.05, 0.1, 0.2)},
 }
 BASELINE_ARMS = {f"baseline-lr{lr:g}": {"learning_rate": lr} for lr in LEARNING_RATES}
 

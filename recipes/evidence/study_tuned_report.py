@@ -1,0 +1,303 @@
+"""Report of the tuned-baseline study: trivial references, tuning tables, per-arm means, paired comparisons with
+Holm-adjusted p-values, temperature scaling and reliability diagrams, from the committed records alone.
+
+    python -m recipes.evidence.study_tuned_report --glue_dir ../shared/data/glue   # also writes labels.json
+
+`--glue_dir` is needed once, to write each task's `labels.json` (carved and dev labels, training class counts)
+beside its records; afterwards the report needs nothing but `docs/study/tuned/runs/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+
+import numpy as np
+
+from recipes.evidence import tuned_plan as plan
+from recipes.evidence.calibration import calibration_metrics, fit_temperature, reliability, softmax
+from recipes.evidence.holm import holm, paired_p
+from recipes.evidence.paired import mean_interval
+from recipes.evidence.tuned_scores import carved_choice
+
+METRICS = ("primary", "nll", "ece", "brier")
+HIGHER_IS_BETTER = {"primary": True, "accuracy": True, "nll": False, "ece": False, "brier": False}
+# A regime "learned" when its tuned baseline clears the trivial reference by this much on dev (points of the
+# task metric; MCC in points too) and its dev NLL is below the class-prior cross-entropy.
+LEARNED_MARGIN = 5.0
+
+
+def write_labels(glue_dir: str, records: str) -> None:
+    """Per task, `labels.json`: the carved and dev labels (as the study indexes them) and the class counts of
+    the training rows, so the report and anyone else can recompute every figure from the records."""
+    from recipes.evidence.study_tuned import read_task
+
+    for task in plan.TASKS:
+        pool, carved, dev, names = read_task(glue_dir, task)
+        counts = [pool[1].count(i) for i in range(len(names))]
+        os.makedirs(os.path.join(records, task), exist_ok=True)
+        with open(os.path.join(records, task, "labels.json"), "w", encoding="utf-8") as handle:
+            json.dump({"names": names, "train_counts": counts, "carved": carved[1], "dev": dev[1]}, handle)
+
+
+def load(records: str) -> tuple[dict, dict]:
+    """(task -> arm -> seed -> record, task -> labels) of every record present."""
+    runs: dict[str, dict[str, dict[int, dict]]] = {}
+    labels: dict[str, dict] = {}
+    for task in plan.TASKS:
+        folder = os.path.join(records, task)
+        if not os.path.isdir(folder):
+            continue
+        label_path = os.path.join(folder, "labels.json")
+        if os.path.isfile(label_path):
+            with open(label_path, encoding="utf-8") as handle:
+                labels[task] = json.load(handle)
+        for arm in sorted(os.listdir(folder)):
+            if not os.path.isdir(os.path.join(folder, arm)):
+                continue
+            for name in os.listdir(os.path.join(folder, arm)):
+                if name.startswith("seed-") and name.endswith(".json"):
+                    with open(os.path.join(folder, arm, name), encoding="utf-8") as handle:
+                        record = json.load(handle)
+                    runs.setdefault(task, {}).setdefault(arm, {})[record["seed"]] = record
+    return runs, labels
+
+
+def margins_to_logits(margins: list[float]) -> np.ndarray:
+    return np.stack([np.zeros(len(margins)), np.asarray(margins, dtype=np.float64)], axis=1)
+
+
+def run_metrics(record: dict, labels: dict, task: str) -> dict[str, float]:
+    """A run's dev figures at its kept epoch, and its dev calibration after temperature scaling fitted on its
+    carved split."""
+    dev = record["epoch_scores"][record["kept_epoch"] - 1]["dev"]
+    figures = {"primary": dev[plan.PRIMARY[task]], "accuracy": dev["accuracy"], "nll": dev["nll"],
+               "ece": dev["ece"], "brier": dev["brier"], "epoch": record["kept_epoch"]}  # fmt: skip
+    if labels:
+        temperature = fit_temperature(margins_to_logits(record["carved_margins"]), np.array(labels["carved"]))
+        scaled = calibration_metrics(softmax(margins_to_logits(record["dev_margins"]), temperature), np.array(labels["dev"]))
+        figures.update({"temperature": temperature, "ts_nll": scaled["nll"], "ts_ece": scaled["ece"], "ts_brier": scaled["brier"]})
+    return figures
+
+
+def reference(labels: dict, task: str) -> dict[str, float]:
+    """The trivial references on dev: always the training majority class (accuracy, F1, MCC 0), and the
+    class-prior probabilities (cross-entropy, Brier, ECE)."""
+    from recipes.kit.glue_metrics import f1
+
+    counts = np.array(labels["train_counts"], dtype=np.float64)
+    prior = counts / counts.sum()
+    dev = np.array(labels["dev"])
+    majority = int(prior.argmax())
+    predictions = np.full(len(dev), majority)
+    accuracy = float((dev == majority).mean())
+    probs = np.tile(prior, (len(dev), 1))
+    scores = {"accuracy": accuracy, "f1": f1(predictions, dev), "matthews_correlation": 0.0}
+    scores["acc_and_f1"] = (scores["accuracy"] + scores["f1"]) / 2
+    return {"primary": scores[plan.PRIMARY[task]], "accuracy": accuracy, "majority_class": labels["names"][majority],
+            **calibration_metrics(probs, dev)}  # fmt: skip
+
+
+def chosen(runs: dict, task: str) -> dict[str, str]:
+    """family -> its chosen arm (once its whole grid is recorded at the tuning seed): the baseline's learning
+    rate first, then each regulariser's setting."""
+    picks = {}
+    task_runs = runs.get(task, {})
+
+    def pick(arms: list[str]) -> str | None:
+        seed_one = {arm: task_runs.get(arm, {}).get(plan.TUNING_SEED) for arm in arms}
+        return carved_choice(seed_one, task) if all(seed_one.values()) else None
+
+    base = pick(list(plan.BASELINE_ARMS))
+    if base:
+        picks["baseline"] = base
+        for family, grid in plan.FAMILIES.items():
+            best = pick(list(grid))
+            if best:
+                picks[family] = best
+    return picks
+
+
+def fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.{digits}f}"
+
+
+def scale_of(metric: str) -> tuple[float, int]:
+    return (100.0, 1) if metric in ("primary", "accuracy") else (1.0, 4)
+
+
+COMPARISONS = [
+    ("sse-se", "baseline"), ("sse-graph", "baseline"), ("label-smoothing", "baseline"), ("neftune", "baseline"),
+    ("sse-se", "label-smoothing"), ("sse-se", "neftune"), ("sse-graph", "label-smoothing"), ("sse-graph", "neftune"),
+]  # fmt: skip
+
+
+def comparisons(runs: dict, labels: dict) -> list[dict]:
+    """Every paired comparison the page reports, with its CI, seeds ahead, raw and Holm-adjusted p."""
+    rows = []
+    for task in plan.TASKS:
+        picks = chosen(runs, task)
+        for left, right in COMPARISONS:
+            if left not in picks or right not in picks:
+                continue
+            a, b = runs[task][picks[left]], runs[task][picks[right]]
+            seeds = sorted(set(a) & set(b) & set(plan.FINAL_SEEDS))
+            if len(seeds) < 2:
+                continue
+            for metric in METRICS:
+                diffs = [run_metrics(a[s], labels.get(task), task)[metric] - run_metrics(b[s], labels.get(task), task)[metric]
+                         for s in seeds]  # fmt: skip
+                better = [d > 0 if HIGHER_IS_BETTER[metric] else d < 0 for d in diffs]
+                mean, low, high = mean_interval(diffs)
+                rows.append({"task": task, "left": left, "right": right, "left_arm": picks[left], "right_arm": picks[right],
+                             "metric": metric, "seeds": seeds, "mean": mean, "low": low, "high": high,
+                             "ahead": sum(better), "p": paired_p(diffs)})  # fmt: skip
+    for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
+        row["p_holm"] = adjusted
+    return rows
+
+
+def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
+    """Trivial reference, then each family's chosen arm: mean ± sd over the seeds every listed arm has."""
+    picks = chosen(runs, task)
+    if not picks:
+        return ["(the learning-rate grid is not complete yet)"]
+    complete = {f: a for f, a in picks.items() if set(plan.FINAL_SEEDS) <= set(runs[task][a])}
+    seeds = sorted(plan.FINAL_SEEDS) if complete else []
+    lines = [f"Seeds {seeds[0]}-{seeds[-1]} for every row." if seeds else "No arm has every final seed yet.", "",
+             f"| arm | {plan.PRIMARY[task]} | accuracy | NLL | ECE | Brier | ECE after TS | NLL after TS | kept epochs |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    if task in labels:
+        ref = reference(labels[task], task)
+        lines.append(f"| trivial reference (always '{ref['majority_class']}'; class prior) | {100 * ref['primary']:.1f} | "
+                     f"{100 * ref['accuracy']:.1f} | {ref['nll']:.4f} | {ref['ece']:.4f} | {ref['brier']:.4f} | | | |")  # fmt: skip
+    for family, arm in complete.items():
+        figures = [run_metrics(runs[task][arm][s], labels.get(task), task) for s in seeds]
+
+        def cell(key: str) -> str:
+            values = [f[key] for f in figures if key in f]
+            if not values:
+                return "n/a"
+            scale, digits = scale_of(key if key in ("primary", "accuracy") else "nll")
+            return f"{scale * statistics.fmean(values):.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
+
+        epochs = ",".join(str(f["epoch"]) for f in figures)
+        lines.append(f"| {family}: {arm} | {cell('primary')} | {cell('accuracy')} | {cell('nll')} | {cell('ece')} | "
+                     f"{cell('brier')} | {cell('ts_ece')} | {cell('ts_nll')} | {epochs} |")  # fmt: skip
+    pending = sorted(set(picks) - set(complete))
+    if pending:
+        lines += ["", "Chosen but not yet at every final seed: " + ", ".join(f"{f} ({picks[f]})" for f in pending) + "."]
+    return lines
+
+
+def tuning_table(runs: dict, task: str) -> list[str]:
+    """Every grid setting's carved-split score at the tuning seed (the choices; dev is not shown)."""
+    select = plan.SELECT[task]
+    picks = chosen(runs, task)
+    lines = [f"| family | setting | carved {select} | carved NLL | kept epoch | chosen |", "|---|---|---|---|---|---|"]
+    for family, grid in [("baseline", plan.BASELINE_ARMS), *plan.FAMILIES.items()]:
+        for arm in grid:
+            record = runs.get(task, {}).get(arm, {}).get(plan.TUNING_SEED)
+            if record is None:
+                lines.append(f"| {family} | {arm} | pending | | | |")
+                continue
+            carved = record["epoch_scores"][record["kept_epoch"] - 1]["carved"]
+            mark = "**yes**" if picks.get(family) == arm else ""
+            lines.append(f"| {family} | {arm} | {100 * carved[select]:.1f} | {carved['nll']:.4f} | "
+                         f"{record['kept_epoch']} | {mark} |")  # fmt: skip
+    return lines
+
+
+def learned(runs: dict, labels: dict, task: str) -> str | None:
+    """'learned' or 'did not learn' for the tuned baseline against the trivial reference (None: not yet)."""
+    picks = chosen(runs, task)
+    if "baseline" not in picks or task not in labels:
+        return None
+    figures = [run_metrics(r, labels[task], task) for r in runs[task][picks["baseline"]].values()]
+    ref = reference(labels[task], task)
+    gain = 100 * (statistics.fmean(f["primary"] for f in figures) - ref["primary"])
+    below_prior = statistics.fmean(f["nll"] for f in figures) < ref["nll"]
+    verdict = "learned" if gain >= LEARNED_MARGIN and below_prior else "did not learn"
+    return f"{verdict} ({plan.PRIMARY[task]} {gain:+.1f} points over the trivial reference; dev NLL " \
+           f"{'below' if below_prior else 'not below'} the class prior's)"
+
+
+def reliability_plot(runs: dict, labels: dict, task: str, path: str) -> str | None:
+    """Reliability diagram on dev, seeds pooled: the tuned baseline, the chosen SSE-SE and label smoothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = chosen(runs, task)
+    shown = [f for f in ("baseline", "sse-se", "label-smoothing") if f in picks]
+    if task not in labels or not shown:
+        return None
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    for family in shown:
+        records = runs[task][picks[family]].values()
+        probs = np.concatenate([softmax(margins_to_logits(r["dev_margins"])) for r in records])
+        truth = np.concatenate([np.array(labels[task]["dev"]) for _ in records])
+        rows = reliability(probs, truth)
+        axis.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=f"{picks[family]} ({len(records)} seeds)")
+    axis.set(xlabel="confidence", ylabel="accuracy", title=f"{task.upper()} dev: reliability (15 bins)", xlim=(0.45, 1), ylim=(0, 1))
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def report(records: str, output: str) -> str:
+    runs, labels = load(records)
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    lines = ["# Tuned-baseline study: report", "",
+             "Generated by `python -m recipes.evidence.study_tuned_report` from the records in `runs/`. Dev figures are "
+             "at each run's kept epoch (best on the carved split). TS: temperature scaling fitted on the run's carved "
+             "split. Metrics: the task's GLUE metric and accuracy in points; NLL in nats; ECE with 15 equal-width bins; "
+             "Brier summed over the two classes.", ""]  # fmt: skip
+    versions = sorted({r["code"]["commit"] for t in runs.values() for a in t.values() for r in a.values()})
+    lines += [f"Code versions in these records: {', '.join(v[:12] for v in versions) or 'none yet'}.", ""]
+    for task in plan.TASKS:
+        lines += [f"## {task.upper()}", ""]
+        verdict = learned(runs, labels, task)
+        if verdict:
+            lines += [f"Tuned baseline: **{verdict}**.", ""]
+        lines += ["### Per arm (dev)", "", *arm_table(runs, labels, task), "", "### Tuning (carved split, seed 1)", "",
+                  *tuning_table(runs, task), ""]  # fmt: skip
+        plot = reliability_plot(runs, labels, task, os.path.join(os.path.dirname(output), f"reliability-{task}.png"))
+        if plot:
+            lines += [f"![reliability {task}]({os.path.basename(plot)})", ""]
+    rows = comparisons(runs, labels)
+    lines += ["## Paired comparisons (dev)", "",
+              f"{len(rows)} comparisons; Holm adjusts across all of them. A difference is left minus right; 'ahead' counts "
+              "seeds where left is better (higher score, lower NLL / ECE / Brier).", "",
+              "| task | left | right | metric | mean diff | 95% CI | ahead | p | Holm p |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        scale, digits = scale_of(row["metric"])
+        lines.append(f"| {row['task']} | {row['left_arm']} | {row['right_arm']} | {row['metric']} | "
+                     f"{scale * row['mean']:+.{digits}f} | [{scale * row['low']:+.{digits}f}, {scale * row['high']:+.{digits}f}] | "
+                     f"{row['ahead']}/{len(row['seeds'])} | {fmt(row['p'])} | {fmt(row['p_holm'])} |")  # fmt: skip
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return output
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", default=plan.RECORDS_DIR)
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(plan.RECORDS_DIR), "report.md"))
+    parser.add_argument("--glue_dir", help="write each task's labels.json from the GLUE files first")
+    args = parser.parse_args(argv)
+    if args.glue_dir:
+        write_labels(args.glue_dir, args.records)
+    report(args.records, args.output)
+
+
+if __name__ == "__main__":
+    main()

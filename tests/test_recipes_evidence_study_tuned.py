@@ -1,0 +1,109 @@
+"""The tuned study's bookkeeping on tiny local files: the carved split, the job graph and its choices, a real
+run of the harness on a tiny BERT, and the report (trivial references, Holm, reliability plot)."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from recipes.evidence import study_tuned, study_tuned_report, tuned_plan
+from recipes.evidence.tuned_scores import carved_choice, select_epoch
+
+from recipes_fixtures import sentiment_rows, tiny_model_dir  # noqa: F401  (fixtures)
+
+
+def _glue_dir(tmp_path, rows=480):
+    """<task>_train.csv / <task>_validation.csv for MRPC, RTE and CoLA in the real files' shapes."""
+    directory = tmp_path / "glue"
+    directory.mkdir()
+    texts = [row["sentence"] for row in sentiment_rows(rows)]
+    for task, columns in tuned_plan.TEXT_COLUMNS.items():
+        label = ["entailment" if i % 3 else "not_entailment" for i in range(rows)] if task == "rte" else [i % 3 > 0 for i in range(rows)]
+        frame = pd.DataFrame({**{c: [f"{t} {c} {i}" for i, t in enumerate(texts)] for c in columns}, "label": label})
+        if task != "rte":
+            frame["label"] = frame["label"].astype(int)
+        frame.to_csv(directory / f"{task}_train.csv", index=False)
+        frame.head(30).to_csv(directory / f"{task}_validation.csv", index=False)
+    return directory
+
+
+def test_carved_split_is_disjoint_reproducible_and_each_seed_draws_its_own_subset(tmp_path, monkeypatch):
+    glue = _glue_dir(tmp_path)
+    pool, carved, dev, names = study_tuned.read_task(str(glue), "rte")
+    assert names == ["entailment", "not_entailment"]
+    assert len(carved[1]) == tuned_plan.CARVED_SIZE and len(pool[1]) == 80 and len(dev[1]) == 30
+    assert not set(carved[0]) & set(pool[0])
+    assert study_tuned.read_task(str(glue), "rte")[1] == carved
+    whole = study_tuned.training_subset(pool, "rte", 1)  # TRAIN_SIZE None: the whole pool, in the seed's order
+    assert sorted(zip(*whole)) == sorted(zip(*pool)) and whole != pool
+    monkeypatch.setitem(tuned_plan.TRAIN_SIZE, "rte", 50)
+    one, two = study_tuned.training_subset(pool, "rte", 1), study_tuned.training_subset(pool, "rte", 2)
+    assert len(one[1]) == 50 and one != two and one == study_tuned.training_subset(pool, "rte", 1)
+    with pytest.raises(SystemExit, match="cola_train.csv does not exist"):
+        (glue / "cola_train.csv").unlink()
+        study_tuned.read_task(str(glue), "cola")
+
+
+def _fake(records, task, arm, seed, carved_score, nll=0.5):
+    """A record with only what the choices read: the carved scores of its epochs and the kept epoch."""
+    carved = {metric: carved_score for metric in ("accuracy", "acc_and_f1", "matthews_correlation")}
+    scores = [{"carved": {**carved, "nll": nll}, "dev": {}}]
+    path = study_tuned.record_path(str(records), task, arm, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump({"seed": seed, "kept_epoch": 1, "epoch_scores": scores}, handle)
+
+
+def test_jobs_tune_the_learning_rate_first_then_wait_then_use_the_chosen_rate(tmp_path):
+    records = tmp_path / "records"
+    first = list(study_tuned.jobs(str(records)))
+    lr_jobs = [job for job in first if job is not None]
+    assert lr_jobs == [(t, a, 1, tuned_plan.BASELINE_ARMS[a]["learning_rate"]) for t in tuned_plan.TASKS for a in tuned_plan.BASELINE_ARMS]
+    assert None in first  # everything else waits on the learning-rate choice
+    for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.6, 0.7, 0.65)):
+        _fake(records, "mrpc", arm, 1, score)
+    ready = [job for job in study_tuned.jobs(str(records)) if job is not None and job[0] == "mrpc"]
+    assert ready[3:8] == [("mrpc", "baseline-lr5e-05", seed, 5e-5) for seed in tuned_plan.FINAL_SEEDS]
+    assert ("mrpc", "sse-se-p0.05", 1, 5e-5) in ready and not any(job[1].startswith("sse-se") and job[2] > 1 for job in ready)
+
+
+def test_the_epoch_and_the_setting_are_chosen_on_the_carved_split_with_nll_breaking_ties():
+    scores = [{"carved": {"accuracy": 0.7, "nll": 0.6}}, {"carved": {"accuracy": 0.7, "nll": 0.5}}, {"carved": {"accuracy": 0.6, "nll": 0.1}}]
+    assert select_epoch(scores, "rte") == 1
+    records = {arm: {"kept_epoch": 1, "epoch_scores": [{"carved": {"matthews_correlation": s, "nll": n}}]}
+               for arm, s, n in (("a", 0.3, 0.5), ("b", 0.4, 0.6), ("c", 0.4, 0.4))}  # fmt: skip
+    assert carved_choice(records, "cola") == "c"
+
+
+def test_a_claim_of_a_dead_worker_is_taken_over(tmp_path):
+    job = ("rte", "baseline-lr2e-05", 1, 2e-5)
+    assert study_tuned.claim(str(tmp_path), job) is True
+    assert study_tuned.claim(str(tmp_path), job) is False  # this (live) process holds it
+    (tmp_path / "claims" / "rte-baseline-lr2e-05-seed-1").write_text("999999999")
+    assert study_tuned.claim(str(tmp_path), job) is True
+
+
+def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm(tmp_path, tiny_model_dir, monkeypatch):  # noqa: F811
+    glue = _glue_dir(tmp_path, rows=432)
+    monkeypatch.setattr(tuned_plan, "EPOCHS", 2)
+    monkeypatch.setattr(tuned_plan, "FINAL_SEEDS", (1, 2))
+    monkeypatch.setattr(tuned_plan, "TASKS", ("cola",))
+    monkeypatch.setattr(tuned_plan, "FAMILIES", {"sse-se": {"sse-se-p0.1": {"sse_p": 0.1}}})
+    records, study = str(tmp_path / "records"), str(tmp_path / "study")
+    study_tuned.work(str(glue), records, study, poll_seconds=0, model_dir=tiny_model_dir)
+    arms = sorted(os.listdir(os.path.join(records, "cola")))
+    assert len(arms) == 4 and "sse-se-p0.1" in arms  # 3 learning rates and the one SSE setting
+    sse = study_tuned.load_record(records, "cola", "sse-se-p0.1", 2)
+    assert len(sse["epoch_scores"]) == 2 and sse["kept_epoch"] in (1, 2)
+    assert len(sse["dev_margins"]) == 30 and len(sse["carved_margins"]) == tuned_plan.CARVED_SIZE
+    assert sse["sse_stats"]["input"]["tokens_swapped"] > 0 and sse["code"]["sse_hf"]
+    assert sse["train_size"] == 32 and sse["max_length"] >= 8
+    study_tuned_report.write_labels(str(glue), records)
+    text = open(study_tuned_report.report(records, str(tmp_path / "report" / "report.md"))).read()
+    # the training rows are 2/3 class 1: always-1 scores 2/3 of dev; MCC of any constant is 0
+    assert "| trivial reference (always '1'; class prior) | 0.0 | 66.7 |" in text
+    assert "Seeds 1-2 for every row." in text and "| sse-se: sse-se-p0.1 |" in text
+    comparisons = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1 |")]
+    assert len(comparisons) == 4 and all(line.count("|") == 10 for line in comparisons)  # 4 metrics, Holm column
+    assert (tmp_path / "report" / "reliability-cola.png").stat().st_size > 0
