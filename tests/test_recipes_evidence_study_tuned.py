@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from recipes.evidence import study_tuned, study_tuned_report, tuned_plan
+from recipes.evidence import job_queue, study_tuned, study_tuned_report, tuned_plan
 from recipes.evidence.tuned_scores import carved_choice, select_epoch
 
 from recipes_fixtures import sentiment_rows, tiny_model_dir  # noqa: F401  (fixtures)
@@ -78,10 +78,10 @@ def test_the_epoch_and_the_setting_are_chosen_on_the_carved_split_with_nll_break
 
 def test_a_claim_of_a_dead_worker_is_taken_over(tmp_path):
     job = ("rte", "baseline-lr2e-05", 1, 2e-5)
-    assert study_tuned.claim(str(tmp_path), job) is True
-    assert study_tuned.claim(str(tmp_path), job) is False  # this (live) process holds it
+    assert job_queue.claim(str(tmp_path), job) is True
+    assert job_queue.claim(str(tmp_path), job) is False  # this (live) process holds it
     (tmp_path / "claims" / "rte-baseline-lr2e-05-seed-1").write_text("999999999")
-    assert study_tuned.claim(str(tmp_path), job) is True
+    assert job_queue.claim(str(tmp_path), job) is True
 
 
 def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm(tmp_path, tiny_model_dir, monkeypatch):  # noqa: F811
@@ -107,3 +107,35 @@ def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm
     comparisons = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1 |")]
     assert len(comparisons) == 4 and all(line.count("|") == 10 for line in comparisons)  # 4 metrics, Holm column
     assert (tmp_path / "report" / "reliability-cola.png").stat().st_size > 0
+
+
+def test_stsb_study_tunes_then_runs_seeds_in_sentence_transformer_trainer(tmp_path, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    from tiny_models import tiny_sentence_transformer
+
+    from recipes.evidence import study_stsb
+
+    texts = [row["sentence"] for row in sentiment_rows(440)]
+    frame = pd.DataFrame({"sentence1": texts, "sentence2": texts[1:] + texts[:1], "label": [f"{i % 51 / 10:.3f}" for i in range(440)]})
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    frame.to_csv(glue / "stsb_train.csv", index=False)
+    frame.head(40).to_csv(glue / "stsb_validation.csv", index=False)
+    model_dir = str(tmp_path / "st")
+    tiny_sentence_transformer(tmp_path / "st-src").save(model_dir)
+    monkeypatch.setattr(study_stsb, "EPOCHS", 1)
+    monkeypatch.setattr(study_stsb, "FINAL_SEEDS", (1, 2))
+    monkeypatch.setattr(study_stsb, "SSE_ARMS", {"sse-se-p0.3": 0.3})
+    records, study = str(tmp_path / "records"), str(tmp_path / "study")
+    assert [job for job in study_stsb.jobs(records)][-1] is None  # the rest waits on the learning rate
+    job_queue.work(lambda: study_stsb.jobs(records), lambda job: os.path.isfile(study_stsb.record_path(records, job[1], job[2])),
+                   lambda job: study_stsb.run_job(str(glue), records, study, job, model_dir), study, 0)  # fmt: skip
+    runs = study_stsb.load_records(records)
+    base = study_stsb.choose(runs, list(study_stsb.BASELINE_ARMS))
+    assert set(runs) == {*study_stsb.BASELINE_ARMS, "sse-se-p0.3"} and set(runs[base]) == {1, 2}
+    sse = runs["sse-se-p0.3"][2]
+    assert sse["sse_stats"]["input"]["tokens_swapped"] > 0 and len(sse["dev_cosines"]) == 40
+    assert -1 <= sse["epoch_scores"][0]["dev"]["spearman"] <= 1
+    row = study_stsb.comparison(records)
+    assert row["left_arm"] == "sse-se-p0.3" and row["right_arm"] == base and 0 <= row["ahead"] <= 2
+

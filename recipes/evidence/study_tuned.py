@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from recipes.evidence import job_queue
 from recipes.evidence import tuned_plan as plan
 from recipes.evidence.checkpoint import checkpoint_dir
 from recipes.evidence.tuned_scores import carved_choice, epoch_scores, select_epoch
@@ -161,31 +162,6 @@ def jobs(records: str) -> Iterator[tuple[str, str, int, float] | None]:
                 yield task, best, seed, chosen_lr[task][1]
 
 
-def claim(study_dir: str, job: tuple[str, str, int, float]) -> bool:
-    """Take a job for this worker (False if a live worker holds it). A claim names its worker's pid; a claim
-    whose worker is gone is taken over."""
-    task, arm, seed, _ = job
-    folder = os.path.join(study_dir, "claims")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{task}-{arm}-seed-{seed}")
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                holder = int(handle.read().strip() or 0)
-            os.kill(holder, 0)
-            return False
-        except (ValueError, ProcessLookupError):
-            os.remove(path)
-            return claim(study_dir, job)
-        except PermissionError:
-            return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-    return True
-
-
 def run_job(
     glue_dir: str, records: str, study_dir: str, job: tuple[str, str, int, float], model_dir: str | None = None
 ) -> dict:
@@ -238,25 +214,13 @@ def run_job(
 
 
 def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0, model_dir: str | None = None) -> None:
-    """A worker: take the first ready, unrecorded, unclaimed job in priority order; wait while the remaining
-    jobs wait on choices other workers are making; stop when every job is recorded."""
-    while True:
-        waiting = False
-        for job in jobs(records):
-            if job is None:
-                waiting = True
-                continue
-            if load_record(records, job[0], job[1], job[2]) is not None:
-                continue
-            if claim(study_dir, job):
-                run_job(glue_dir, records, study_dir, job, model_dir)
-                break
-            waiting = True
-        else:
-            if not waiting:
-                print("tuned study: every job is recorded", flush=True)
-                return
-            time.sleep(poll_seconds)
+    """A worker over the study's job graph (see `job_queue.work`)."""
+    job_queue.work(
+        lambda: jobs(records),
+        lambda job: load_record(records, *job[:3]) is not None,
+        lambda job: run_job(glue_dir, records, study_dir, job, model_dir),
+        study_dir, poll_seconds,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
