@@ -139,3 +139,17 @@ def test_stsb_study_tunes_then_runs_seeds_in_sentence_transformer_trainer(tmp_pa
     row = study_stsb.comparison(records)
     assert row["left_arm"] == "sse-se-p0.3" and row["right_arm"] == base and 0 <= row["ahead"] <= 2
 
+
+
+def test_the_learning_curve_is_regimes_of_one_task_each_tuned_with_only_sse_se(tmp_path):
+    assert tuned_plan.base_task("mrpc-n250") == "mrpc" and tuned_plan.train_size("mrpc-n250") == 250
+    assert tuned_plan.base_task("rte") == "rte" and tuned_plan.train_size("rte") == tuned_plan.TRAIN_SIZE["rte"]
+    records = tmp_path / "records"
+    for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.7, 0.6, 0.65)):
+        _fake(records, "mrpc-n250", arm, 1, score)
+    ready = [job for job in study_tuned.jobs(str(records), ("mrpc-n250",), ("sse-se",)) if job is not None]
+    assert {job[0] for job in ready} == {"mrpc-n250"}
+    assert {tuned_plan.family_of(job[1]) for job in ready} == {"baseline", "sse-se"}
+    assert ("mrpc-n250", "baseline-lr2e-05", 5, 2e-5) in ready and ("mrpc-n250", "sse-se-p0.1", 1, 2e-5) in ready
+    pool = ([(f"s {i}",) for i in range(600)], [i % 2 for i in range(600)])
+    assert len(study_tuned.training_subset(pool, "mrpc-n250", 3)[1]) == 250

@@ -3,6 +3,7 @@ all-MiniLM-L6-v2, on the task metric and on calibration?
 
     python -m recipes.evidence.study_tuned throughput --glue_dir GLUE_DIR     # s/step per task, the budget's basis
     OMP_NUM_THREADS=1 python -m recipes.evidence.study_tuned run --glue_dir GLUE_DIR   # start 2 such workers
+    OMP_NUM_THREADS=1 python -m recipes.evidence.study_tuned curve --glue_dir GLUE_DIR # the learning curve, after
     python -m recipes.evidence.study_tuned_report                             # tables, Holm, reliability plots
 
 GLUE_DIR holds `<task>_train.csv` and `<task>_validation.csv` (as `../shared/data/glue/` does). The design
@@ -59,8 +60,9 @@ def read_task(glue_dir: str, task: str) -> tuple[Split, Split, Split, list[str]]
 
 
 def training_subset(pool: Split, task: str, seed: int) -> Split:
-    """The seed's own training rows: a seeded draw of TRAIN_SIZE rows from the pool (all of it when None)."""
-    size = plan.TRAIN_SIZE[task]
+    """The seed's own training rows: a seeded draw of the regime's training size from the pool (all of it, in
+    the seed's order, when None)."""
+    size = plan.train_size(task)
     order = np.random.default_rng(1000 + seed).permutation(len(pool[1]))
     if size is not None:
         order = order[:size]
@@ -127,33 +129,38 @@ def chosen_arm(records: str, task: str, arms: list[str]) -> str | None:
     return carved_choice(results, task)
 
 
-def jobs(records: str) -> Iterator[tuple[str, str, int, float] | None]:
-    """The study's jobs (task, arm, seed, learning rate) in priority order; None stands for jobs that wait on
+def jobs(
+    records: str, regimes: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None
+) -> Iterator[tuple[str, str, int, float] | None]:
+    """The study's jobs (regime, arm, seed, learning rate) in priority order; None stands for jobs that wait on
     a choice not yet made. Priority: the baseline (tuned) and its seeds, then SSE-SE, then label smoothing,
-    NEFTune and SSE-Graph, each grid followed by its chosen setting's seeds."""
+    NEFTune and SSE-Graph, each grid followed by its chosen setting's seeds. Default: the main study (every
+    task on its full training set, every family)."""
+    regimes = regimes or plan.TASKS
+    grids = [list(grid) for family, grid in plan.FAMILIES.items() if families is None or family in families]
     lr_arms = list(plan.BASELINE_ARMS)
     chosen_lr: dict[str, tuple[str, float] | None] = {}
-    for task in plan.TASKS:
+    for task in regimes:
         for arm in lr_arms:
             yield task, arm, plan.TUNING_SEED, plan.BASELINE_ARMS[arm]["learning_rate"]
         base = chosen_arm(records, task, lr_arms)
         chosen_lr[task] = (base, plan.BASELINE_ARMS[base]["learning_rate"]) if base else None
-    for task in plan.TASKS:
+    for task in regimes:
         if chosen_lr[task] is None:
             yield None
             continue
         base, lr = chosen_lr[task]
         for seed in plan.FINAL_SEEDS:
             yield task, base, seed, lr
-    for grid in map(list, plan.FAMILIES.values()):
-        for task in plan.TASKS:
+    for grid in grids:
+        for task in regimes:
             if chosen_lr[task] is None:
                 yield None
                 continue
             lr = chosen_lr[task][1]
             for arm in grid:
                 yield task, arm, plan.TUNING_SEED, lr
-        for task in plan.TASKS:
+        for task in regimes:
             best = chosen_arm(records, task, grid) if chosen_lr[task] else None
             if best is None:
                 yield None
@@ -174,7 +181,7 @@ def run_job(
     task, arm, seed, lr = job
     settings = plan.arm_settings(arm)
     settings.pop("learning_rate", None)
-    pool, carved, dev, names = read_task(glue_dir, task)
+    pool, carved, dev, names = read_task(glue_dir, plan.base_task(task))
     model_dir = model_dir or checkpoint_dir()
     length, truncated = max_length(pool, AutoTokenizer.from_pretrained(model_dir))
     train = training_subset(pool, task, seed)
@@ -213,10 +220,13 @@ def run_job(
     return record
 
 
-def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0, model_dir: str | None = None) -> None:
+def work(
+    glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0, model_dir: str | None = None,
+    regimes: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
+) -> None:
     """A worker over the study's job graph (see `job_queue.work`)."""
     job_queue.work(
-        lambda: jobs(records),
+        lambda: jobs(records, regimes, families),
         lambda job: load_record(records, *job[:3]) is not None,
         lambda job: run_job(glue_dir, records, study_dir, job, model_dir),
         study_dir, poll_seconds,
@@ -225,7 +235,7 @@ def work(glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("throughput", "run"))
+    parser.add_argument("step", choices=("throughput", "run", "curve"))
     parser.add_argument("--glue_dir", required=True, help="folder with <task>_train.csv and <task>_validation.csv")
     parser.add_argument("--records", default=plan.RECORDS_DIR, help="where the compact run records go (committed)")
     parser.add_argument("--study_dir", default=plan.STUDY_DIR, help="scratch folder for claims and run folders")
@@ -237,7 +247,10 @@ def main(argv: list[str] | None = None) -> None:
 
         measure(args.glue_dir, args.steps)
         return
-    work(args.glue_dir, args.records, args.study_dir)
+    if args.step == "curve":
+        work(args.glue_dir, args.records, args.study_dir, regimes=plan.CURVE_REGIMES, families=plan.CURVE_FAMILIES)
+    else:
+        work(args.glue_dir, args.records, args.study_dir)
 
 
 if __name__ == "__main__":

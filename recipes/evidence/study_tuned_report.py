@@ -28,6 +28,7 @@ HIGHER_IS_BETTER = {"primary": True, "accuracy": True, "nll": False, "ece": Fals
 # A regime "learned" when its tuned baseline clears the trivial reference by this much on dev (points of the
 # task metric; MCC in points too) and its dev NLL is below the class-prior cross-entropy.
 LEARNED_MARGIN = 5.0
+REGIMES = (*plan.TASKS, *plan.CURVE_REGIMES)
 
 
 def write_labels(glue_dir: str, records: str) -> None:
@@ -47,11 +48,11 @@ def load(records: str) -> tuple[dict, dict]:
     """(task -> arm -> seed -> record, task -> labels) of every record present."""
     runs: dict[str, dict[str, dict[int, dict]]] = {}
     labels: dict[str, dict] = {}
-    for task in plan.TASKS:
+    for task in REGIMES:
         folder = os.path.join(records, task)
         if not os.path.isdir(folder):
             continue
-        label_path = os.path.join(folder, "labels.json")
+        label_path = os.path.join(records, plan.base_task(task), "labels.json")  # a curve regime shares its task's
         if os.path.isfile(label_path):
             with open(label_path, encoding="utf-8") as handle:
                 labels[task] = json.load(handle)
@@ -74,7 +75,7 @@ def run_metrics(record: dict, labels: dict, task: str) -> dict[str, float]:
     """A run's dev figures at its kept epoch, and its dev calibration after temperature scaling fitted on its
     carved split."""
     dev = record["epoch_scores"][record["kept_epoch"] - 1]["dev"]
-    figures = {"primary": dev[plan.PRIMARY[task]], "accuracy": dev["accuracy"], "nll": dev["nll"],
+    figures = {"primary": dev[plan.PRIMARY[plan.base_task(task)]], "accuracy": dev["accuracy"], "nll": dev["nll"],
                "ece": dev["ece"], "brier": dev["brier"], "epoch": record["kept_epoch"]}  # fmt: skip
     if labels:
         temperature = fit_temperature(margins_to_logits(record["carved_margins"]), np.array(labels["carved"]))
@@ -97,7 +98,7 @@ def reference(labels: dict, task: str) -> dict[str, float]:
     probs = np.tile(prior, (len(dev), 1))
     scores = {"accuracy": accuracy, "f1": f1(predictions, dev), "matthews_correlation": 0.0}
     scores["acc_and_f1"] = (scores["accuracy"] + scores["f1"]) / 2
-    return {"primary": scores[plan.PRIMARY[task]], "accuracy": accuracy, "majority_class": labels["names"][majority],
+    return {"primary": scores[plan.PRIMARY[plan.base_task(task)]], "accuracy": accuracy, "majority_class": labels["names"][majority],
             **calibration_metrics(probs, dev)}  # fmt: skip
 
 
@@ -138,7 +139,7 @@ COMPARISONS = [
 def comparisons(runs: dict, labels: dict) -> list[dict]:
     """Every paired comparison the page reports, with its CI, seeds ahead, raw and Holm-adjusted p."""
     rows = []
-    for task in plan.TASKS:
+    for task in REGIMES:
         picks = chosen(runs, task)
         for left, right in COMPARISONS:
             if left not in picks or right not in picks:
@@ -168,7 +169,7 @@ def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
     complete = {f: a for f, a in picks.items() if set(plan.FINAL_SEEDS) <= set(runs[task][a])}
     seeds = sorted(plan.FINAL_SEEDS) if complete else []
     lines = [f"Seeds {seeds[0]}-{seeds[-1]} for every row." if seeds else "No arm has every final seed yet.", "",
-             f"| arm | {plan.PRIMARY[task]} | accuracy | NLL | ECE | Brier | ECE after TS | NLL after TS | kept epochs |",
+             f"| arm | {plan.PRIMARY[plan.base_task(task)]} | accuracy | NLL | ECE | Brier | ECE after TS | NLL after TS | kept epochs |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     if task in labels:
         ref = reference(labels[task], task)
@@ -195,7 +196,7 @@ def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
 
 def tuning_table(runs: dict, task: str) -> list[str]:
     """Every grid setting's carved-split score at the tuning seed (the choices; dev is not shown)."""
-    select = plan.SELECT[task]
+    select = plan.SELECT[plan.base_task(task)]
     picks = chosen(runs, task)
     lines = [f"| family | setting | carved {select} | carved NLL | kept epoch | chosen |", "|---|---|---|---|---|---|"]
     for family, grid in [("baseline", plan.BASELINE_ARMS), *plan.FAMILIES.items()]:
@@ -221,7 +222,7 @@ def learned(runs: dict, labels: dict, task: str) -> str | None:
     gain = 100 * (statistics.fmean(f["primary"] for f in figures) - ref["primary"])
     below_prior = statistics.fmean(f["nll"] for f in figures) < ref["nll"]
     verdict = "learned" if gain >= LEARNED_MARGIN and below_prior else "did not learn"
-    return f"{verdict} ({plan.PRIMARY[task]} {gain:+.1f} points over the trivial reference; dev NLL " \
+    return f"{verdict} ({plan.PRIMARY[plan.base_task(task)]} {gain:+.1f} points over the trivial reference; dev NLL " \
            f"{'below' if below_prior else 'not below'} the class prior's)"
 
 
@@ -262,8 +263,9 @@ def report(records: str, output: str) -> str:
              "Brier summed over the two classes.", ""]  # fmt: skip
     versions = sorted({r["code"]["commit"] for t in runs.values() for a in t.values() for r in a.values()})
     lines += [f"Code versions in these records: {', '.join(v[:12] for v in versions) or 'none yet'}.", ""]
-    for task in plan.TASKS:
-        lines += [f"## {task.upper()}", ""]
+    for task in [regime for regime in REGIMES if regime in runs]:
+        size = plan.train_size(task)
+        lines += [f"## {task.upper()} ({'full training set' if size is None else f'{size} training rows per seed'})", ""]
         verdict = learned(runs, labels, task)
         if verdict:
             lines += [f"Tuned baseline: **{verdict}**.", ""]

@@ -56,6 +56,22 @@ FAMILIES: dict[str, dict[str, dict]] = {
 BASELINE_ARMS = {f"baseline-lr{lr:g}": {"learning_rate": lr} for lr in LEARNING_RATES}
 
 
+# The learning curve (the lowest priority): smaller training subsets of one task, each a regime named
+# "<task>-n<rows>" with its own tuned learning rate, SSE-SE grid and seeds; the full set is the main study's.
+CURVE_REGIMES = ("mrpc-n250", "mrpc-n1000")
+CURVE_FAMILIES = ("sse-se",)
+
+
+def base_task(regime: str) -> str:
+    """The GLUE task of a regime ("mrpc-n250" -> "mrpc"; a task is its own regime)."""
+    return regime.split("-n")[0]
+
+
+def train_size(regime: str) -> int | None:
+    """The training rows of a regime (None: the whole pool)."""
+    return int(regime.split("-n")[1]) if "-n" in regime else TRAIN_SIZE[regime]
+
+
 def arm_settings(arm: str) -> dict:
     """The settings of one arm name (a baseline lr arm or a regulariser setting)."""
     if arm in BASELINE_ARMS:

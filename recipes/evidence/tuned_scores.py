@@ -31,7 +31,7 @@ def epoch_scores(epoch_logits: list[dict], labels: dict[str, list[int]], task: s
 
 def _key(carved: dict[str, float], task: str) -> tuple[float, float]:
     # higher task score first; on a tie, lower log loss
-    return (carved[plan.SELECT[task]], -carved["nll"])
+    return (carved[plan.SELECT[plan.base_task(task)]], -carved["nll"])
 
 
 def select_epoch(scores: list[dict[str, dict]], task: str) -> int:
