@@ -136,9 +136,10 @@ COMPARISONS = [
 ]  # fmt: skip
 
 
-def comparisons(runs: dict, labels: dict) -> list[dict]:
-    """Every paired comparison the page reports, with its CI, seeds ahead, raw and Holm-adjusted p."""
-    rows = []
+def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
+    """Every paired comparison the page reports (these studies' and `extra`, the STS-B study's), with its CI,
+    seeds ahead, raw and Holm-adjusted p: Holm runs over all of them together."""
+    rows = list(extra)
     for task in REGIMES:
         picks = chosen(runs, task)
         for left, right in COMPARISONS:
@@ -274,13 +275,29 @@ def report(records: str, output: str) -> str:
         plot = reliability_plot(runs, labels, task, os.path.join(os.path.dirname(output), f"reliability-{task}.png"))
         if plot:
             lines += [f"![reliability {task}]({os.path.basename(plot)})", ""]
-    rows = comparisons(runs, labels)
+    from recipes.evidence import study_stsb
+
+    stsb_records = os.path.join(os.path.dirname(os.path.dirname(records)), "stsb", "runs")
+    stsb = study_stsb.comparison(stsb_records)
+    zero_shot = os.path.join(stsb_records, "zero-shot.json")
+    if os.path.isfile(zero_shot):
+        with open(zero_shot, encoding="utf-8") as handle:
+            shot = json.load(handle)["dev"]
+        lines += ["## STS-B (sentence embeddings, CoSENT, dev Spearman)", "",
+                  f"Zero-shot checkpoint (the trivial reference): Spearman {100 * shot['spearman']:.1f}, Pearson "
+                  f"{100 * shot['pearson']:.1f}.", ""]  # fmt: skip
+        if stsb:
+            lines += [f"Tuned baseline {stsb['right_arm']}: {100 * stsb['base_mean']:.2f}; chosen SSE {stsb['left_arm']}: "
+                      f"{100 * stsb['sse_mean']:.2f} (seeds {stsb['seeds'][0]}-{stsb['seeds'][-1]}).", ""]  # fmt: skip
+        else:
+            lines += ["The fine-tunes are not complete yet (`python -m recipes.evidence.study_stsb run`).", ""]
+    rows = comparisons(runs, labels, [stsb] if stsb else [])
     lines += ["## Paired comparisons (dev)", "",
               f"{len(rows)} comparisons; Holm adjusts across all of them. A difference is left minus right; 'ahead' counts "
               "seeds where left is better (higher score, lower NLL / ECE / Brier).", "",
               "| task | left | right | metric | mean diff | 95% CI | ahead | p | Holm p |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in rows:
-        scale, digits = scale_of(row["metric"])
+        scale, digits = scale_of("primary" if row["metric"] == "spearman" else row["metric"])
         lines.append(f"| {row['task']} | {row['left_arm']} | {row['right_arm']} | {row['metric']} | "
                      f"{scale * row['mean']:+.{digits}f} | [{scale * row['low']:+.{digits}f}, {scale * row['high']:+.{digits}f}] | "
                      f"{row['ahead']}/{len(row['seeds'])} | {fmt(row['p'])} | {fmt(row['p_holm'])} |")  # fmt: skip
