@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from recipes.evidence import benchmark as benchmark_module
 
 
@@ -45,3 +47,18 @@ def test_throughput_ab_reports_a_ratio(capsys):
     assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
     assert 0 < result["estimated_ratio"] <= 1 and result["step_ms"] > 0
     assert "ratio on/off" in capsys.readouterr().out
+
+
+def test_the_median_interval_is_the_binomial_order_statistics_and_every_pair_is_kept():
+    import math
+
+    from recipes.evidence.timing import median_interval
+
+    # n = 20: P(6th <= median <= 15th) = 1 - 2 P(B <= 5) = 0.9586, the narrowest pair at >= 95%
+    assert median_interval([float(v) for v in range(1, 21)]) == (6.0, 15.0)
+    assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0, 6.0]) == (1.0, 6.0)  # n = 6: only the extremes reach 95%
+    assert all(math.isnan(v) for v in median_interval([1.0, 2.0, 3.0]))
+    results = _load().main(["--tiny", "--pairs", "6", "--batch_size", "2", "--seq_len", "8", "--skip_throughput"])
+    row = results["step_overhead"]["SSE-SE p=0.1"]
+    assert len(row["ratios"]) == 6  # every pair's ratio is kept (5 decimals)
+    assert row["ratio_median_ci95"] == pytest.approx([min(row["ratios"]), max(row["ratios"])], abs=1e-5)

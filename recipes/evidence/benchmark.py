@@ -40,7 +40,7 @@ import transformers
 from recipes import run_glue
 from recipes.evidence.checkpoint import optional_checkpoint_dir
 from recipes.evidence.records import REPO_ROOT
-from recipes.evidence.timing import isolated_hook_cost, median_seconds
+from recipes.evidence.timing import isolated_hook_cost, median_interval, median_seconds
 from recipes.kit.demo_data import TRAIN_FILE, training_sentences
 from recipes.kit.tiny_bert import build_tiny_bert
 from sse_hf import SSEConfig, SSEGraph, patch_model, swap_graph
@@ -162,8 +162,10 @@ def step_overhead(
             "hook_cost_ms": hook_cost * 1e3,
             "ratio_from_hook_cost": 1 + hook_cost / statistics.median(base_times),
             "ratio_median": statistics.median(ratios),
+            "ratio_median_ci95": list(median_interval(ratios)),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
+            "ratios": [round(ratio, 5) for ratio in ratios],
             "base_step_s": statistics.median(base_times),
             "arm_step_s": statistics.median(times[name]),
             "pairs": pairs,
@@ -391,17 +393,18 @@ def render_markdown(results: dict) -> str:
         f"Training step, {results['model']}, batch {results['batch']}, {machine['device']}"
         f"{' bf16' if machine['bf16'] else ''} ({machine['threads']} threads), torch {machine['torch']}:",
         "",
-        "| arm | step (s) | baseline step (s) | ratio, median of pairs | min / max | hook alone (ms) "
-        "| ratio from hook alone | peak memory (MiB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | step (s) | baseline step (s) | ratio, median of pairs | 95% CI of the median | min / max "
+        "| hook alone (ms) | ratio from hook alone | peak memory (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     memory = results.get("peak_memory_mib", {})
     if memory:
-        lines.append(f"| no regulariser | | | 1 | | | 1 | {memory['no regulariser']:.0f} |")
+        lines.append(f"| no regulariser | | | 1 | | | | 1 | {memory['no regulariser']:.0f} |")
     for name, row in results.get("step_overhead", {}).items():
         peak = f"{memory[name]:.0f}" if name in memory else "-"
         lines.append(
             f"| {name} | {row['arm_step_s']:.3f} | {row['base_step_s']:.3f} | {row['ratio_median']:.4f} "
+            f"| {row['ratio_median_ci95'][0]:.4f} to {row['ratio_median_ci95'][1]:.4f} "
             f"| {row['ratio_min']:.3f} / {row['ratio_max']:.3f} | {row['hook_cost_ms']:.3f} "
             f"| {row['ratio_from_hook_cost']:.5f} | {peak} |"
         )

@@ -46,3 +46,18 @@ def isolated_hook_cost(
         finally:
             detach()
     return statistics.median(with_hooks) - statistics.median(without)
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median: the order statistics (j, k) of the sorted values
+    that cover the median with at least `level` probability, from the binomial(n, 1/2) distribution (nan below
+    6 values, where no such pair reaches 95%)."""
+    from scipy import stats
+
+    ordered = sorted(values)
+    n = len(ordered)
+    for j in range(n // 2, -1, -1):
+        # P(X_(j+1) <= median <= X_(n-j)) = P(j+1 <= B <= n-j-1) + edge terms = 1 - 2 P(B <= j)
+        if 1 - 2 * stats.binom.cdf(j, n, 0.5) >= level:
+            return ordered[j], ordered[n - 1 - j]
+    return float("nan"), float("nan")
