@@ -82,3 +82,13 @@ def test_fit_table_reads_each_runs_loss_curve(tmp_path):
         history = [{"step": 4, "loss": 0.7}, {"step": 8, "loss": final}, {"step": 8, "train_loss": 0.5}]
         (records / "cola" / "baseline" / f"seed-{seed}" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
     assert "| cola | baseline | 2 | 0.700 | 0.300 | 0.000 |" in study_glue_report.fit_table(str(records))
+
+
+def test_adaptive_rates_divide_by_the_tokens_the_constant_arm_saw_at_the_same_seed(tmp_path):
+    records = tmp_path / "records"
+    for arm, swapped, eligible, logged in (("sse-se-p0.2-adaptive", 30, 250, 0.12), ("sse-se-p0.2", 200, 1000, 0.2)):
+        target = records / "rte" / arm / "seed-1"
+        target.mkdir(parents=True)
+        results = {"arm": arm, "seed": 1, "sse_tokens_swapped": swapped, "sse_tokens_eligible": eligible, "sse_swap_rate": logged}
+        (target / "all_results.json").write_text(json.dumps(results))
+    assert "| rte | 1 | 0.1200 | 0.0300 |" in study_glue_report.adaptive_rates(str(records))

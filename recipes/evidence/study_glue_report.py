@@ -170,11 +170,31 @@ def report(records: str, output_dir: str) -> str:
     return text
 
 
+def adaptive_rates(records: str, adaptive: str = "sse-se-p0.2-adaptive", constant: str = "sse-se-p0.2") -> str:
+    """The adaptive arm's swap rate over the whole run: its swapped tokens over the eligible tokens the constant
+    arm saw at the same seed (the same data order). The logged rate covered only the steps where p > 0,
+    because the library counted no tokens while p was 0."""
+    lines = ["| task | seed | logged rate (steps with p > 0) | rate over the whole run |", "|---|---|---|---|"]
+    for task in [t for t in plan.TASKS if os.path.isdir(os.path.join(records, t))]:
+        runs = plan.load(records, task)
+        for seed in sorted(set(runs.get(adaptive, {})) & set(runs.get(constant, {}))):
+            arm, reference = runs[adaptive][seed], runs[constant][seed]
+            whole = arm["sse_tokens_swapped"] / reference["sse_tokens_eligible"]
+            lines.append(f"| {task} | {seed} | {arm['sse_swap_rate']:.4f} | {whole:.4f} |")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", default=plan.RECORDS_DIR, help="the study's compact run records")
     parser.add_argument("--report_dir", default=REPORT_DIR, help="where report.md and the plots go")
+    parser.add_argument("--adaptive_rates", action="store_true", help="only the adaptive arm's whole-run swap rates")
     args = parser.parse_args(argv)
+    if args.adaptive_rates:
+        adaptive_rates(args.records)
+        return
     report(args.records, args.report_dir)
 
 
