@@ -42,8 +42,8 @@ class SSEConfig:
         default=0.05,
         metadata={
             "help": "Probability that a word-piece input token is swapped during training (SSE-SE: for a uniformly "
-            "drawn other token). 0 disables the swap. Default 0.05, the p that held up on IMDB and GLUE (see "
-            "docs/results.md); the paper uses 0.01 to 0.2."
+            "drawn other token). 0 disables the swap. The paper uses 0.01 to 0.2; tune it on a split of your own "
+            "training data (README, 'Choosing p')."
         },
     )
     decoder_p: float | None = field(
