@@ -212,7 +212,9 @@ class SSECallback(TrainerCallback, ExportableState):
                 "This Trainer has more than one SSECallback: one SSECallback per Trainer is allowed (each would patch "
                 "the same model). Pass a single SSECallback; set table_p or label_p on its SSEConfig for more tables."
             )
-        saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        # Trainer's state holds what this callback's state() gave when train() began; a resume (step > 0) holds the
+        # checkpoint's instead. Only that one is restored: a retry (auto_find_batch_size) starts from this call's counts.
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__) if state.global_step > 0 else None
         if isinstance(saved, list):
             raise ValueError(
                 "The checkpoint's trainer_state.json holds the state of several SSECallbacks: one SSECallback per "
@@ -276,6 +278,9 @@ class SSECallback(TrainerCallback, ExportableState):
         metrics = self._interval_metrics()
         if "train_loss" in logs:
             metrics["sse/swap_rate"] = self.swap_rate
+            overall = self.stats()
+            metrics.update({f"sse/{role}/swap_rate": overall[role]["swap_rate"] for role in overall
+                            if role not in WORD_PIECE_ROLES})  # fmt: skip
         elif isinstance(logs.get("loss"), (int, float)):
             self.handle.observe_loss(logs["loss"])  # the adaptive schedule's p for the next interval
         logs.update(metrics)

@@ -137,6 +137,9 @@ class SSEHandle:
         self._warned: set[str] = set()
         self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
         self._scope: torch.Tensor | None = None  # positions swap_tokens allows in the forward under way
+        # A hooked word-piece lookup ran since the model's last forward ended: PEFT's prompt tuning looks the ids up
+        # itself and then calls the model with inputs_embeds, which SSE has swapped already.
+        self._looked_up = False
         self._removed = False
         self._step = 0  # the optimizer step the private generators are seeded for (see `set_step`)
 
@@ -163,6 +166,7 @@ class SSEHandle:
                 lookup.module.register_forward_pre_hook(_Hook(self._make_hook(lookup)), with_kwargs=True, prepend=True)
             )
         self._hooks.append(self.model.register_forward_pre_hook(_Hook(self._model_inputs_hook), with_kwargs=True))
+        self._hooks.append(self.model.register_forward_hook(_Hook(self._end_forward), always_call=True))
         if self.config.swap_tokens != "all":
             self._hooks.append(
                 self.model.register_forward_pre_hook(_Hook(self._scope_hook), with_kwargs=True, prepend=True)
@@ -390,6 +394,8 @@ class SSEHandle:
             if self.config.swap_tokens != "all" and lookup.role in WORD_PIECE_ROLES:
                 swap = restrict_swap(swap, self._scope, input_ids, self.config.swap_tokens)
             _count(lookup, swap.eligible, swap.swapped)
+            if lookup.role in WORD_PIECE_ROLES:
+                self._looked_up = True
             if p <= 0.0:
                 return None
             if key is None:
@@ -421,6 +427,9 @@ class SSEHandle:
                 "completion_only_loss=True) or pass a completion_mask, or use swap_tokens='all'.",
             )
 
+    def _end_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._looked_up = False
+
     def _clear_scope(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._scope = None
 
@@ -431,7 +440,7 @@ class SSEHandle:
             return None
         self._check_embeddings_in_place()
         if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
-            if kwargs.get("input_ids") is None and not args:
+            if kwargs.get("input_ids") is None and not args and not self._looked_up:
                 self._warn_once(
                     "inputs_embeds",
                     f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "

@@ -225,6 +225,10 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     assert set(stats) == {"input", "labels", table}
     assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
     assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
+    summary = trainer.state.log_history[-1]  # the end-of-training summary: rates over all of training, per role
+    assert "train_loss" in summary and summary["sse/swap_rate"] == callback.swap_rate
+    assert summary["sse/labels/swap_rate"] == stats["labels"]["swap_rate"] > 0
+    assert summary[f"sse/{table}/swap_rate"] == stats[table]["swap_rate"] > 0
 
 
 @pytest.mark.parametrize("seed", [None, 123])
@@ -320,7 +324,7 @@ def test_restore_callback_states_from_checkpoint_is_refused_with_a_clear_error(t
         return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2, **extra),
                        train_dataset=_dataset(), callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)])  # fmt: skip
 
-    trainer(2).train()
+    trainer(2, restore_callback_states_from_checkpoint=True).train()  # fine when nothing is restored
     state_file = tmp_path / "checkpoint-2" / "trainer_state.json"
     before = state_file.read_text()
     resumed = trainer(4, restore_callback_states_from_checkpoint=True)
@@ -451,3 +455,25 @@ def test_tokens_seen_while_p_is_zero_count_so_rates_are_over_all_training_tokens
     assert 0 < swapped and callback.swap_rate == swapped / eligible
     first = trainer.state.log_history[0]
     assert first["sse/p"] == 0.0 and first["sse/swap_rate"] == 0.0
+
+
+def test_auto_find_batch_size_retry_counts_only_the_run_that_trains(tokenizer, tmp_path):
+    """Trainer retries train with half the batch after an out-of-memory error, calling on_train_begin again."""
+    class OutOfMemoryOnce(TrainerCallback):
+        raised = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.raised:
+                self.raised = True
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory")  # what a CPU out-of-memory says
+
+    callback = SSECallback(p=0.3, tokenizer=tokenizer)
+    model = tiny_bert()
+    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no", auto_find_batch_size=True,
+                      per_device_train_batch_size=8), train_dataset=_dataset(), callbacks=[callback, OutOfMemoryOnce()])  # fmt: skip
+    trainer.train()
+    batch = trainer.state.train_batch_size
+    assert batch < 8 and trainer.state.global_step == 4
+    assert callback.totals[0] == 4 * batch * 12  # the successful run's tokens only, as Trainer's own counts
+    assert trainer.state.log_history[-1]["sse/swap_rate"] == callback.swap_rate
+    assert get_handle(model) is None and _hook_count(model) == 0
