@@ -38,6 +38,7 @@ from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
     TaskSpec,
+    check_label_values,
     check_texts,
     check_training_labels,
     encode_split_labels,
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"The {role} data ({sources[role]}) has no label column {label_column!r}; it has "
                 f"{', '.join(raw[role].column_names)}. Name it with --label_column_name."
             )
+        check_label_values(raw[role], label_column, role, sources[role])
 
     config = AutoConfig.from_pretrained(
         model_args.config_name or model_args.model_name_or_path,

@@ -455,3 +455,13 @@ def test_an_eval_only_run_keeps_the_trained_runs_sse_record(tmp_path, tiny_model
     after = read_results(out)
     assert after["sse_p"] == trained["sse_p"] == 0.2 and after["sse_swap_rate"] == trained["sse_swap_rate"]
     assert "eval_accuracy" in after
+
+
+def test_a_json_file_of_columns_is_a_clear_error_naming_the_file(tmp_path, tiny_model_dir):
+    """datasets reads {"sentence": [...], "label": [...]} as one example holding lists."""
+    rows = sentiment_rows(8)
+    train = tmp_path / "columns.json"
+    train.write_text(json.dumps({"sentence": [r["sentence"] for r in rows], "label": [r["label"] for r in rows]}))
+    with pytest.raises(ValueError, match=r"columns\.json\).*list in label column 'label'.*one object per example"):
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", str(train), "--do_train",
+                       *fast_args(tmp_path / "out")])  # fmt: skip

@@ -244,6 +244,23 @@ def check_training_labels(dataset: Dataset, label_column: str, space: LabelSpace
         )
 
 
+def check_label_values(dataset: Dataset, label_column: str, split: str, source: str) -> None:
+    """A clear error for labels that are lists or objects: e.g. a .json file of columns ({"label": [...], ...}),
+    which datasets reads as one example holding lists."""
+    values = dataset[label_column]
+    structured = [i + 1 for i, value in enumerate(values) if isinstance(value, (dict, list, tuple))]
+    if structured:
+        layout = (
+            " It looks like one JSON object of columns: write one object per example instead (a .jsonl file, or a "
+            ".json list of objects)." if len(values) == 1 else ""
+        )
+        raise ValueError(
+            f"The {split} data ({source}) holds a {type(values[structured[0] - 1]).__name__} in label column "
+            f"{label_column!r}, not a label, for {len(structured)} example(s) (example(s) {structured[:10]}, "
+            f"counting from 1).{layout}"
+        )
+
+
 def check_texts(dataset: Dataset, text_columns: Sequence[str], split: str, source: str) -> None:
     """A clear error for an example with no text (an empty csv cell, a JSON null) instead of training on ''."""
     for column in text_columns:
