@@ -294,7 +294,10 @@ class SSEGraph:
             return graph if vocab_size is None else graph.resized(vocab_size)
         if path.endswith(".json"):
             mapping = graph_sources.json_mapping(path)
-            return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+            try:
+                return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}: {error}") from None
         return cls.from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
 
     @classmethod

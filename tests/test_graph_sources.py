@@ -175,7 +175,8 @@ def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(toke
         ("empty.json", ""), ("truncated.json", '{"good": ["gr'), ("list.json", "[1, 2]"),
         ("empty.safetensors", ""), ("truncated.safetensors", "\x08\x00\x00\x00\x00\x00\x00\x00{\"a\""),
         ("text.safetensors", "good\tgreat\n"), ("binary.tsv", "\xff\xfe\x00bad"), ("binary.jsonl", "\xff\xfe\x00"),
-        ("empty.tsv", ""), ("empty.jsonl", "\n"), ("comments.tsv", "# nothing here\n"),
+        ("empty.tsv", ""), ("empty.jsonl", "\n"), ("comments.tsv", "# nothing here\n"), ("empty_object.json", "{}"),
+        ("pairs.json", '{"good": [["great", 2.0]]}'), ("unknown.json", '{"zilch": ["nada"]}'),
     ],
 )  # fmt: skip
 def test_graph_files_that_are_empty_truncated_or_not_their_format_are_errors_naming_the_file(tmp_path, tokenizer, name, content):
