@@ -78,8 +78,8 @@ def _warn_if_no_step_logs(args, state, config: SSEConfig) -> None:
     steps = args.logging_steps if args.logging_steps >= 1 else math.ceil(args.logging_steps * max(state.max_steps, 1))
     if strategy == "no" or (strategy == "steps" and state.max_steps > 0 and steps >= state.max_steps):
         warnings.warn(
-            f"sse_hf: p_schedule='adaptive' raises p as the logged training loss falls, but no training loss is logged "
-            f"before the end of this run (logging_strategy={strategy!r}, logging_steps={args.logging_steps}, "
+            f"sse_hf: p_schedule='adaptive' raises p as the logged training loss falls, but no training loss is "
+            f"logged before the end of this run (logging_strategy={strategy!r}, logging_steps={args.logging_steps}, "
             f"max_steps={state.max_steps}), so p stays 0 throughout. Log more often (e.g. logging_steps=10) or use "
             "another p_schedule.",
             UserWarning,
@@ -98,8 +98,8 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
     if changed:
         warnings.warn(
             f"sse_hf: resuming from a checkpoint trained with different SSE settings ({'; '.join(changed)}). The run "
-            "goes on with the new ones, and its counts and logs mix both. Resume with the checkpoint's sse_config.json "
-            "settings for an exact continuation.",
+            "goes on with the new ones, and its counts and logs mix both. Resume with the checkpoint's "
+            "sse_config.json settings for an exact continuation.",
             UserWarning,
             stacklevel=2,
         )
@@ -213,7 +213,7 @@ class SSECallback(TrainerCallback, ExportableState):
                 "the same model). Pass a single SSECallback; set table_p or label_p on its SSEConfig for more tables."
             )
         # Trainer's state holds what this callback's state() gave when train() began; a resume (step > 0) holds the
-        # checkpoint's instead. Only that one is restored: a retry (auto_find_batch_size) starts from this call's counts.
+        # checkpoint's instead. Only that one is restored: a retry (auto_find_batch_size) starts from this call's.
         saved = (state.stateful_callbacks or {}).get(type(self).__name__) if state.global_step > 0 else None
         if isinstance(saved, list):
             raise ValueError(
@@ -222,10 +222,10 @@ class SSECallback(TrainerCallback, ExportableState):
             )
         if saved is not None and getattr(args, "restore_callback_states_from_checkpoint", False):
             raise ValueError(
-                "restore_callback_states_from_checkpoint=True makes Trainer replace your SSECallback by a copy rebuilt "
-                "from the checkpoint: without your tokenizer, and your instance would never see its counts. Resume "
-                "without that option: SSECallback restores its own state from the checkpoint anyway (its counts "
-                "and the adaptive schedule)."
+                "restore_callback_states_from_checkpoint=True makes Trainer replace your SSECallback by a copy "
+                "rebuilt from the checkpoint: without your tokenizer, and your instance would never see its counts. "
+                "Resume without that option: SSECallback restores its own state from the checkpoint anyway (its "
+                "counts and the adaptive schedule)."
             )
         trainer, resume_from = _calling_trainer()
         _check_label_sse_reaches_the_labels(args, trainer, self.config)

@@ -248,7 +248,7 @@ class SSEGraph:
             )
         missing = sorted({"offsets", "neighbors", "cumulative_weights"} - set(tensors))
         if missing:
-            raise ValueError(f"{path} is corrupt: it lacks the tensor(s) {missing}. Write it again with SSEGraph.save.")
+            raise ValueError(f"{path} is corrupt: it lacks the tensor(s) {missing}. Write it with SSEGraph.save.")
         try:
             metadata = json.loads(header.get("metadata", "{}"))
             graph = cls(tensors["offsets"], tensors["neighbors"], tensors["cumulative_weights"], metadata)
@@ -589,8 +589,8 @@ def prepare_graph(
     if graph.num_edges < before:
         warnings.warn(
             f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at ids "
-            f"{vocab_size} and above, past the vocabulary ({vocabulary.source}): those embedding rows are never looked "
-            "up (padding rows of the table), so SSE must not swap tokens into them.",
+            f"{vocab_size} and above, past the vocabulary ({vocabulary.source}): those embedding rows are never "
+            "looked up (padding rows of the table), so SSE must not swap tokens into them.",
             UserWarning,
             stacklevel=2,
         )

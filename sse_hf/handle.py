@@ -329,9 +329,9 @@ class SSEHandle:
         if torch.compiler.is_compiling():
             raise RuntimeError(
                 "sse_hf: SSEConfig.seed draws the swaps from a private torch.Generator, which torch.compile cannot "
-                "trace: with fullgraph=True the graph cannot break there. Use seed=None (the swaps then follow torch's "
-                "global generator, which transformers.set_seed seeds and Trainer restores on resume) or compile "
-                "without fullgraph=True."
+                "trace: with fullgraph=True the graph cannot break there. Use seed=None (the swaps then follow "
+                "torch's global generator, which transformers.set_seed seeds and Trainer restores on resume) or "
+                "compile without fullgraph=True."
             )
         generator = self._generators.get(device)
         if generator is None:

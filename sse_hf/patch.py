@@ -71,8 +71,8 @@ def patch_model(
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
     if config.decoder_p is not None and "decoder" not in embeddings:
         raise ValueError(
-            f"SSEConfig.decoder_p={config.decoder_p} swaps the decoder inputs of encoder-decoder models (T5, BART), but "
-            f"{type(base).__name__} has no decoder stack, so it would be ignored. Leave decoder_p=None and set p."
+            f"SSEConfig.decoder_p={config.decoder_p} swaps the decoder inputs of encoder-decoder models (T5, BART), "
+            f"but {type(base).__name__} has no decoder stack, so it would be ignored. Leave decoder_p=None and set p."
         )
     if config.swap_tokens != "all" and "input" not in embeddings:
         raise ValueError(

@@ -380,9 +380,10 @@ def test_adaptive_schedule_without_step_logs_warns_at_train_begin(tokenizer, tmp
 def test_label_p_where_trainer_takes_the_labels_away_is_a_clear_error(tokenizer, tmp_path, option):
     extra = {}
     if option == "compute_loss_func":
-        extra["compute_loss_func"] = lambda outputs, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
-            outputs.logits, labels
-        )
+        def loss(outputs, labels, num_items_in_batch=None):
+            return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+        extra["compute_loss_func"] = loss
         option = {}
     trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", **option), train_dataset=_dataset(),
                       callbacks=[SSECallback(p=0.1, label_p=0.5, tokenizer=tokenizer)], **extra)  # fmt: skip
@@ -435,7 +436,8 @@ def test_knn_graph_is_kept_with_the_checkpoint_so_a_resume_is_exact(tokenizer, t
     straight, straight_cb, straight_graph = run(tmp_path / "straight", 4)
     run(tmp_path / "interrupted", 2)
     assert (tmp_path / "interrupted" / "checkpoint-2" / "sse_graph.safetensors").is_file()
-    resumed, resumed_cb, resumed_graph = run(tmp_path / "interrupted", 4, resume=str(tmp_path / "interrupted" / "checkpoint-2"))
+    checkpoint = str(tmp_path / "interrupted" / "checkpoint-2")
+    resumed, resumed_cb, resumed_graph = run(tmp_path / "interrupted", 4, resume=checkpoint)
     assert torch.equal(resumed_graph.neighbors, straight_graph.neighbors)
     assert torch.equal(resumed_graph.cumulative_weights, straight_graph.cumulative_weights)
     for key, value in straight.state_dict().items():
@@ -469,8 +471,8 @@ def test_auto_find_batch_size_retry_counts_only_the_run_that_trains(tokenizer, t
 
     callback = SSECallback(p=0.3, tokenizer=tokenizer)
     model = tiny_bert()
-    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no", auto_find_batch_size=True,
-                      per_device_train_batch_size=8), train_dataset=_dataset(), callbacks=[callback, OutOfMemoryOnce()])  # fmt: skip
+    args = _args(tmp_path, save_strategy="no", auto_find_batch_size=True, per_device_train_batch_size=8)
+    trainer = Trainer(model=model, args=args, train_dataset=_dataset(), callbacks=[callback, OutOfMemoryOnce()])
     trainer.train()
     batch = trainer.state.train_batch_size
     assert batch < 8 and trainer.state.global_step == 4

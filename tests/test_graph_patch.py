@@ -142,7 +142,8 @@ def _padding_row_graph(kind, tmp_path):
 def test_graph_edges_past_the_tokenizer_vocabulary_are_removed_with_a_count(tokenizer, tmp_path, kind):
     source = _padding_row_graph(kind, tmp_path)
     model = tiny_bert().train()
-    with pytest.warns(UserWarning, match=r"removed \d+ of the graph.s \d+ edges.*ids 48 and above.*BertTokenizer \(48 tokens\)"):
+    expected = r"removed \d+ of the graph.s \d+ edges.*ids 48 and above.*BertTokenizer \(48 tokens\)"
+    with pytest.warns(UserWarning, match=expected):
         handle = patch_model(model, p=1.0, graph=source, tokenizer=tokenizer)
     records, _ = record_lookups(model.get_input_embeddings())
     model(input_ids=word_ids(rows=64))

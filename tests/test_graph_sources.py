@@ -179,7 +179,8 @@ def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(toke
         ("pairs.json", '{"good": [["great", 2.0]]}'), ("unknown.json", '{"zilch": ["nada"]}'),
     ],
 )  # fmt: skip
-def test_graph_files_that_are_empty_truncated_or_not_their_format_are_errors_naming_the_file(tmp_path, tokenizer, name, content):
+def test_unreadable_graph_files_are_errors_naming_them(tmp_path, tokenizer, name, content):
+    """Empty, truncated or of another format than the extension says: an error naming the file, not a parser's."""
     path = tmp_path / name
     path.write_bytes(content.encode("latin-1"))
     with pytest.raises(ValueError, match=rf"{name}"):

@@ -214,9 +214,10 @@ def test_peft_methods_beyond_lora_swap_and_say_nothing_false(method, tokenizer):
     model.train()
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        model(input_ids=ids, attention_mask=(ids != 0).long(), labels=torch.zeros(32, dtype=torch.long)).loss.backward()
+        labels = torch.zeros(32, dtype=torch.long)
+        model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels).loss.backward()
     _assert_swapped(records[-1], ids, 0.5)
     assert handle.stats()["labels"]["tokens_seen"] == 32 and handle.stats()["labels"]["tokens_swapped"] > 0
-    with pytest.warns(UserWarning, match="inputs_embeds instead of input_ids"):  # a real inputs_embeds call still warns
+    with pytest.warns(UserWarning, match="inputs_embeds instead of input_ids"):  # a real inputs_embeds call warns
         model.get_base_model()(inputs_embeds=torch.randn(2, 5, 16), labels=torch.zeros(2, dtype=torch.long))
     handle.remove()

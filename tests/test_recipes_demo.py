@@ -18,7 +18,7 @@ def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
     assert (tmp_path / "demo" / "sse" / "all_results.json").is_file()
 
 
-@pytest.mark.parametrize("option, value", [("--sse_p", "0"), ("--sse_p", "1.5"), ("--epochs", "0"), ("--epochs", "-2")])
+@pytest.mark.parametrize("option, value", [("--sse_p", "0"), ("--sse_p", "2"), ("--epochs", "0"), ("--epochs", "-1")])
 def test_demo_numeric_options_are_validated_naming_the_option(capsys, option, value):
     with pytest.raises(SystemExit):
         demo.main([option, value])

@@ -404,19 +404,20 @@ def test_labelled_test_file_is_scored_with_loss_and_metrics(tmp_path, tiny_model
     assert len((out / "predict_results_local.txt").read_text().splitlines()) == 25
 
 
-# ----- issue 17: the wrong text, numeric options, long tokenizers, eval-only records ----------------------------------
+# ----- issue 17: the wrong text, numeric options, long tokenizers, eval-only records ---------------------------------
 @pytest.mark.parametrize("value", [{"text": "the movie was good"}, ["the movie", "was good"]])
 def test_a_json_text_field_holding_an_object_or_a_list_is_a_clear_error(tmp_path, tiny_model_dir, value):
     train = write_jsonl(tmp_path / "train.jsonl", [{"sentence": value, "label": i % 2} for i in range(4)])
     with pytest.raises(ValueError, match=r"train data \(--train_file .*train\.jsonl\).*column 'sentence'.*not text"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--text_column_names", "sentence",
-                       "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--text_column_names",
+                       "sentence", "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
 
 
 def test_the_label_column_given_as_a_text_column_is_a_clear_error(tmp_path, tiny_model_dir, sentiment_files):
     with pytest.raises(ValueError, match=r"--text_column_names names 'label'.*label column"):
         run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-                       "--text_column_names", "sentence,label", "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+                       "--text_column_names", "sentence,label", "--do_train",
+                       *fast_args(tmp_path / "out")])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -424,7 +425,7 @@ def test_the_label_column_given_as_a_text_column_is_a_clear_error(tmp_path, tiny
     [("--max_seq_length", "-4"), ("--max_seq_length", "0"), ("--max_train_samples", "-1"),
      ("--max_eval_samples", "0"), ("--max_predict_samples", "-2"), ("--preprocessing_num_workers", "0")],
 )  # fmt: skip
-def test_numeric_data_options_are_validated_naming_the_option(tmp_path, tiny_model_dir, sentiment_files, option, value):
+def test_numeric_data_options_are_validated_naming_them(tmp_path, tiny_model_dir, sentiment_files, option, value):
     with pytest.raises(ValueError, match=rf"{option} must be a positive integer, got {value}"):
         run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
                        *fast_args(tmp_path / "out"), option, value])  # fmt: skip

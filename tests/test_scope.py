@@ -69,7 +69,7 @@ def test_encoder_decoder_refuses_prompt_or_completion_scope():
 
 @pytest.mark.parametrize("swap_tokens", ["prompt", "completion"])
 def test_labels_that_mark_no_prompt_say_so(swap_tokens):
-    """TRL's completion_only_loss=False: labels with no -100 and no completion_mask cannot tell prompt from completion."""
+    """TRL's completion_only_loss=False: labels with no -100 and no completion_mask cannot mark the prompt."""
     model = build("llama").train()
     ids = word_ids()
     with patch_model(model, p=0.5, swap_tokens=swap_tokens):

@@ -270,7 +270,7 @@ def check_texts(dataset: Dataset, text_columns: Sequence[str], split: str, sourc
             kind = type(texts[structured[0] - 1]).__name__
             raise ValueError(
                 f"The {split} data ({source}) holds a {kind} in column {column!r}, not text, for {len(structured)} "
-                f"example(s) (example(s) {structured[:10]}, counting from 1): the model would train on its Python repr. "
+                f"example(s) (example(s) {structured[:10]}, counting from 1): the model would train on its repr. "
                 "Give that column plain strings, or name the text column with --text_column_names."
             )
         missing = [i + 1 for i, text in enumerate(texts) if text is None]
