@@ -448,6 +448,13 @@ class SSEHandle:
                 )
         p = self._labels.base_p * self.factor
         labels = kwargs.get("labels")
+        if self._labels.base_p > 0 and labels is None and "no_labels" not in self._warned:
+            self._warn_once(
+                "no_labels",
+                f"sse_hf: label_p={self._labels.base_p} is set, but this training forward pass got no labels, so no "
+                "label is swapped (a loss computed outside the model, e.g. Trainer's compute_loss_func or "
+                "label_smoothing_factor, takes them out first). Pass labels to the model, or set label_p=0.",
+            )
         if self._labels.base_p <= 0.0 or not isinstance(labels, torch.Tensor) or labels.device.type == "meta":
             return None
         if labels.is_floating_point():
