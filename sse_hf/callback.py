@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -49,13 +49,15 @@ def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
     return None if found is None else found["self"]
 
 
-def _calling_trainer() -> tuple[Trainer | None, Any]:
+def _calling_trainer() -> tuple[Any, Any]:
     """The `Trainer` whose `train()` is running (found on the call stack) and the checkpoint it resumes from."""
+    from transformers import Trainer  # imported here: the trainer module is heavy and only needed once training runs
+
     found = _on_stack(lambda obj: isinstance(obj, Trainer))
     return (None, None) if found is None else (found["self"], found.get("resume_from_checkpoint"))
 
 
-def _check_label_sse_reaches_the_labels(args, trainer: Trainer | None, config: SSEConfig) -> None:
+def _check_label_sse_reaches_the_labels(args, trainer, config: SSEConfig) -> None:
     """Label SSE swaps the `labels` the model receives; Trainer takes them out first under these two options."""
     if config.label_p <= 0:
         return
@@ -75,11 +77,14 @@ def _warn_if_no_step_logs(args, state, config: SSEConfig) -> None:
     if config.p_schedule != "adaptive":
         return
     strategy = getattr(getattr(args, "logging_strategy", None), "value", getattr(args, "logging_strategy", None))
-    steps = args.logging_steps if args.logging_steps >= 1 else math.ceil(args.logging_steps * max(state.max_steps, 1))
+    logging_steps = getattr(args, "logging_steps", None)
+    if not isinstance(logging_steps, (int, float)) or logging_steps <= 0:
+        return
+    steps = logging_steps if logging_steps >= 1 else math.ceil(logging_steps * max(state.max_steps, 1))
     if strategy == "no" or (strategy == "steps" and state.max_steps > 0 and steps >= state.max_steps):
         warnings.warn(
             f"sse_hf: p_schedule='adaptive' raises p as the logged training loss falls, but no training loss is "
-            f"logged before the end of this run (logging_strategy={strategy!r}, logging_steps={args.logging_steps}, "
+            f"logged before the end of this run (logging_strategy={strategy!r}, logging_steps={logging_steps}, "
             f"max_steps={state.max_steps}), so p stays 0 throughout. Log more often (e.g. logging_steps=10) or use "
             "another p_schedule.",
             UserWarning,
@@ -253,7 +258,8 @@ class SSECallback(TrainerCallback, ExportableState):
         """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume)."""
         if self.config.graph != "knn" or state.global_step == 0:
             return None
-        folders = [resume_from if isinstance(resume_from, (str, os.PathLike)) else None, args.resume_from_checkpoint,
+        folders = [resume_from if isinstance(resume_from, (str, os.PathLike)) else None,
+                   getattr(args, "resume_from_checkpoint", None),
                    os.path.join(args.output_dir or "", f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")]  # fmt: skip
         for folder in folders:
             if folder and os.path.isfile(os.path.join(folder, GRAPH_NAME)):
