@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--epochs", type=float, default=8, help="Training epochs per arm (default 8).")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    if not 0 < args.sse_p <= 1:
+        parser.error(f"--sse_p must be in (0, 1] (the SSE arm's swap probability), got {args.sse_p}.")
+    if not args.epochs > 0:
+        parser.error(f"--epochs must be a positive number, got {args.epochs}.")
 
     started = STARTED if argv is None else time.perf_counter()  # as a script: from process start
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as scratch:

@@ -38,6 +38,7 @@ from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
     TaskSpec,
+    check_label_values,
     check_texts,
     check_training_labels,
     encode_split_labels,
@@ -127,6 +128,11 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test examples."})
 
     def __post_init__(self) -> None:
+        run_setup.require_positive(
+            max_seq_length=self.max_seq_length, max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples, max_predict_samples=self.max_predict_samples,
+            preprocessing_num_workers=self.preprocessing_num_workers,
+        )  # fmt: skip
         if self.task_name is not None:
             self.task_name = get_task(self.task_name).name
         local = [self.train_file, self.validation_file, self.test_file]
@@ -174,9 +180,16 @@ def load_raw_data(data_args: DataTrainingArguments, task: TaskSpec | None, cache
     return raw, {role: f"{name} split {roles[role]}" for role in raw}
 
 
-def tokenize_function(tokenizer, text_columns: tuple[str, ...], data_args: DataTrainingArguments):
+def tokenize_function(tokenizer, text_columns: tuple[str, ...], data_args: DataTrainingArguments, model_config=None):
     padding = "max_length" if data_args.pad_to_max_length else False
-    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    positions = getattr(model_config, "max_position_embeddings", None) or 10**9
+    max_length = min(data_args.max_seq_length, tokenizer.model_max_length, positions)
+    if data_args.max_seq_length > max_length:
+        logger.warning(
+            "--max_seq_length %d is longer than the model allows (tokenizer model_max_length %d, "
+            "max_position_embeddings %s); using %d.",
+            data_args.max_seq_length, tokenizer.model_max_length, positions, max_length,
+        )  # fmt: skip
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         texts = [["" if text is None else str(text) for text in batch[column]] for column in text_columns]
@@ -242,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"The {role} data ({sources[role]}) has no label column {label_column!r}; it has "
                 f"{', '.join(raw[role].column_names)}. Name it with --label_column_name."
             )
+        check_label_values(raw[role], label_column, role, sources[role])
 
     config = AutoConfig.from_pretrained(
         model_args.config_name or model_args.model_name_or_path,
@@ -292,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
     limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
-    tokenize = tokenize_function(tokenizer, text_columns, data_args)
+    tokenize = tokenize_function(tokenizer, text_columns, data_args, model.config)
     prepared = {}
     with training_args.main_process_first(desc="dataset map pre-processing"):
         for role, dataset in raw.items():
@@ -335,7 +349,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model_name_or_path": model_args.model_name_or_path,
         "primary_metric": f"eval_{metric_names[0]}",
         "seed": training_args.seed,
-        **sse_record,
+        # the SSE a model was trained with: an evaluation-only run leaves the training run's record as it is
+        **(sse_record if training_args.do_train else {}),
     }
     # ----- train ---------------------------------------------------------------------------------
     if training_args.do_train:

@@ -119,6 +119,10 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation examples."})
 
     def __post_init__(self) -> None:
+        run_setup.require_positive(
+            max_seq_length=self.max_seq_length, max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples, preprocessing_num_workers=self.preprocessing_num_workers,
+        )  # fmt: skip
         if self.dataset_name is None and self.train_file is None and self.validation_file is None:
             raise ValueError("Nothing to train on: pass --dataset_name, or --train_file (and --validation_file).")
         if not 0 < self.mlm_probability < 1:
@@ -335,7 +339,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "greater_is_better": False,
         "seed": training_args.seed,
         "max_seq_length": max_seq_length,
-        **sse_record,
+        # the SSE a model was trained with: an evaluation-only run leaves the training run's record as it is
+        **(sse_record if training_args.do_train else {}),
     }
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import warnings
 from typing import Any
@@ -13,12 +14,12 @@ from transformers.trainer_callback import CallbackHandler, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import SSEConfig
+from .graph import SSEGraph
 from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
 from .patch import patch_model
+from .vocabulary import as_tokenizer
 
-
-def _is_tokenizer(obj: Any) -> bool:
-    return obj is not None and callable(getattr(obj, "convert_ids_to_tokens", None)) and hasattr(obj, "__len__")
+GRAPH_NAME = "sse_graph.safetensors"  # the kNN graph of graph="knn", kept in each checkpoint for an exact resume
 
 
 def _trained_module(model: Any, event_kwargs: dict) -> Any:
@@ -29,18 +30,84 @@ def _trained_module(model: Any, event_kwargs: dict) -> Any:
     return model
 
 
-def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
-    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
+def _on_stack(predicate) -> dict | None:
+    """The locals of the innermost caller whose `self` satisfies `predicate`, found on the call stack."""
     frame = inspect.currentframe()
     try:
         while frame is not None:
-            candidate = frame.f_locals.get("self")
-            if isinstance(candidate, CallbackHandler) and any(cb is callback for cb in candidate.callbacks):
-                return candidate
+            if predicate(frame.f_locals.get("self")):
+                return frame.f_locals
             frame = frame.f_back
     finally:
         del frame
     return None
+
+
+def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
+    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
+    found = _on_stack(lambda obj: isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks))
+    return None if found is None else found["self"]
+
+
+def _calling_trainer() -> tuple[Any, Any]:
+    """The `Trainer` whose `train()` is running (found on the call stack) and the checkpoint it resumes from."""
+    from transformers import Trainer  # imported here: the trainer module is heavy and only needed once training runs
+
+    found = _on_stack(lambda obj: isinstance(obj, Trainer))
+    return (None, None) if found is None else (found["self"], found.get("resume_from_checkpoint"))
+
+
+def _check_label_sse_reaches_the_labels(args, trainer, config: SSEConfig) -> None:
+    """Label SSE swaps the `labels` the model receives; Trainer takes them out first under these two options."""
+    if config.label_p <= 0:
+        return
+    smoothing = getattr(args, "label_smoothing_factor", 0) or 0
+    compute_loss_func = getattr(trainer, "compute_loss_func", None)
+    if smoothing > 0 or compute_loss_func is not None:
+        used = "label_smoothing_factor" if smoothing > 0 else "compute_loss_func"
+        raise ValueError(
+            f"SSEConfig.label_p={config.label_p} swaps the labels the model receives, but with {used} set Trainer "
+            "takes the labels out before the forward pass (label_smoothing_factor and compute_loss_func both do), so "
+            "no label would be swapped. Set label_p=0, or train without label_smoothing_factor / compute_loss_func."
+        )
+
+
+def _warn_if_no_step_logs(args, state, config: SSEConfig) -> None:
+    """The adaptive schedule follows the logged training loss: with no log before the end, p stays 0 all run."""
+    if config.p_schedule != "adaptive":
+        return
+    strategy = getattr(getattr(args, "logging_strategy", None), "value", getattr(args, "logging_strategy", None))
+    logging_steps = getattr(args, "logging_steps", None)
+    if not isinstance(logging_steps, (int, float)) or logging_steps <= 0:
+        return
+    steps = logging_steps if logging_steps >= 1 else math.ceil(logging_steps * max(state.max_steps, 1))
+    if strategy == "no" or (strategy == "steps" and state.max_steps > 0 and steps >= state.max_steps):
+        warnings.warn(
+            f"sse_hf: p_schedule='adaptive' raises p as the logged training loss falls, but no training loss is "
+            f"logged before the end of this run (logging_strategy={strategy!r}, logging_steps={logging_steps}, "
+            f"max_steps={state.max_steps}), so p stays 0 throughout. Log more often (e.g. logging_steps=10) or use "
+            "another p_schedule.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
+    """Resuming under other SSE settings than the checkpoint's: name each field that differs."""
+    stored = saved.get("args", {}).get("config") if isinstance(saved, dict) else None
+    if not isinstance(stored, dict):
+        return
+    current = config.to_dict()
+    changed = [f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now" for name in current
+               if name in stored and stored[name] != current[name]]  # fmt: skip
+    if changed:
+        warnings.warn(
+            f"sse_hf: resuming from a checkpoint trained with different SSE settings ({'; '.join(changed)}). The run "
+            "goes on with the new ones, and its counts and logs mix both. Resume with the checkpoint's "
+            "sse_config.json settings for an exact continuation.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 class _StatsView(dict):
@@ -134,7 +201,7 @@ class SSECallback(TrainerCallback, ExportableState):
         if not isinstance(config, SSEConfig):
             raise TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
         self.config = config.replace(**overrides) if overrides else config
-        self.tokenizer = tokenizer
+        self.tokenizer = as_tokenizer(tokenizer, "SSECallback(tokenizer=)")
         self.handle: SSEHandle | None = None
         # per role: [seen, eligible, swapped] of earlier train() runs and checkpoints (restored on resume)
         self._previous: dict[str, list[int]] = {}
@@ -144,16 +211,39 @@ class SSECallback(TrainerCallback, ExportableState):
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         model = _trained_module(model, kwargs)
-        tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
-        saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        handler = _calling_handler(self)
+        if handler is not None and sum(isinstance(cb, SSECallback) for cb in handler.callbacks) > 1:
+            raise ValueError(
+                "This Trainer has more than one SSECallback: one SSECallback per Trainer is allowed (each would patch "
+                "the same model). Pass a single SSECallback; set table_p or label_p on its SSEConfig for more tables."
+            )
+        # Trainer's state holds what this callback's state() gave when train() began; a resume (step > 0) holds the
+        # checkpoint's instead. Only that one is restored: a retry (auto_find_batch_size) starts from this call's.
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__) if state.global_step > 0 else None
+        if isinstance(saved, list):
+            raise ValueError(
+                "The checkpoint's trainer_state.json holds the state of several SSECallbacks: one SSECallback per "
+                "Trainer is allowed. Resume with the single SSECallback you trained with (or delete the entries)."
+            )
+        if saved is not None and getattr(args, "restore_callback_states_from_checkpoint", False):
+            raise ValueError(
+                "restore_callback_states_from_checkpoint=True makes Trainer replace your SSECallback by a copy "
+                "rebuilt from the checkpoint: without your tokenizer, and your instance would never see its counts. "
+                "Resume without that option: SSECallback restores its own state from the checkpoint anyway (its "
+                "counts and the adaptive schedule)."
+            )
+        trainer, resume_from = _calling_trainer()
+        _check_label_sse_reaches_the_labels(args, trainer, self.config)
+        tokenizer = self.tokenizer if self.tokenizer is not None else as_tokenizer(processing_class, "", strict=False)
         stored = _stored_counts(saved)  # both checked before anything changes
         # A checkpoint's adaptive schedule; else, on a second train(), where the first one left it.
         adaptive = _stored_adaptive(saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config)
-        if not _is_tokenizer(tokenizer):
-            tokenizer = None
+        graph = self._checkpoint_graph(args, state, resume_from)
+        _warn_if_config_changed(saved, self.config)
+        _warn_if_no_step_logs(args, state, self.config)
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
         left_behind = self.handle is not None and get_handle(model) is self.handle
-        self.handle = patch_model(model, self.config, tokenizer=tokenizer, replace=left_behind)
+        self.handle = patch_model(model, self.config, tokenizer=tokenizer, graph=graph, replace=left_behind)
         self.handle.set_step(state.global_step, state.max_steps)
         self._logged = {}
         if stored:
@@ -163,6 +253,25 @@ class SSECallback(TrainerCallback, ExportableState):
         self._move_to_front()
         if state.is_world_process_zero and args.output_dir:
             self.config.save_pretrained(args.output_dir)
+
+    def _checkpoint_graph(self, args, state, resume_from) -> SSEGraph | None:
+        """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume)."""
+        if self.config.graph != "knn" or state.global_step == 0:
+            return None
+        folders = [resume_from if isinstance(resume_from, (str, os.PathLike)) else None,
+                   getattr(args, "resume_from_checkpoint", None),
+                   os.path.join(args.output_dir or "", f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")]  # fmt: skip
+        for folder in folders:
+            if folder and os.path.isfile(os.path.join(folder, GRAPH_NAME)):
+                return SSEGraph.load(os.path.join(folder, GRAPH_NAME))
+        warnings.warn(
+            f"sse_hf: resuming at step {state.global_step} with graph='knn', but the checkpoint holds no {GRAPH_NAME} "
+            "(saved by an older sse_hf?): the graph is built again from the current embeddings, so the resumed run is "
+            "not an exact continuation.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return None
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.handle is not None:
@@ -175,6 +284,9 @@ class SSECallback(TrainerCallback, ExportableState):
         metrics = self._interval_metrics()
         if "train_loss" in logs:
             metrics["sse/swap_rate"] = self.swap_rate
+            overall = self.stats()
+            metrics.update({f"sse/{role}/swap_rate": overall[role]["swap_rate"] for role in overall
+                            if role not in WORD_PIECE_ROLES})  # fmt: skip
         elif isinstance(logs.get("loss"), (int, float)):
             self.handle.observe_loss(logs["loss"])  # the adaptive schedule's p for the next interval
         logs.update(metrics)
@@ -188,6 +300,8 @@ class SSECallback(TrainerCallback, ExportableState):
         checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if os.path.isdir(checkpoint):
             self.config.save_pretrained(checkpoint)
+            if self.config.graph == "knn" and self.handle is not None and self.handle.graph is not None:
+                self.handle.graph.save(os.path.join(checkpoint, GRAPH_NAME))
 
     def on_train_end(self, args, state, control, **kwargs):
         self.remove()
@@ -279,6 +393,25 @@ class SSECallback(TrainerCallback, ExportableState):
         self.remove()
 
     # ----- checkpoint state (ExportableState) -------------------------------------------------
+    @property
+    def counts(self) -> dict[str, list[int]]:
+        """Per role, [seen, eligible, swapped] over all training so far; set by `from_state` (checked)."""
+        return self._counts()
+
+    @counts.setter
+    def counts(self, value: dict[str, list[int]]) -> None:
+        self._previous = _stored_counts({"attributes": {"counts": value}})
+
+    @property
+    def adaptive(self) -> dict | None:
+        """The adaptive schedule's reference loss and factor (None for other schedules); set by `from_state`."""
+        return self._adaptive_state()
+
+    @adaptive.setter
+    def adaptive(self, value: dict | None) -> None:
+        if _stored_adaptive({"attributes": {"adaptive": value}}, self.config) is not None:
+            self._adaptive = dict(value)
+
     def state(self) -> dict:
         attributes = {"counts": self._counts()}
         if self.config.p_schedule == "adaptive":

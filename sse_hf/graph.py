@@ -230,18 +230,30 @@ class SSEGraph:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No SSE graph file at {path}. Write one with SSEGraph.save(path).")
-        with safe_open(path, framework="pt", device="cpu") as handle:
-            header = handle.metadata() or {}
-            if header.get("format") != GRAPH_FORMAT:
-                raise ValueError(f"{path} is not an SSE graph file (its header has no format={GRAPH_FORMAT!r}).")
-            if header.get("format_version") != GRAPH_FORMAT_VERSION:
-                raise ValueError(
-                    f"{path} is an SSE graph of format version {header.get('format_version')!r}; this sse_hf reads "
-                    f"version {GRAPH_FORMAT_VERSION}."
-                )
-            tensors = {name: handle.get_tensor(name) for name in ("offsets", "neighbors", "cumulative_weights")}
-        metadata = json.loads(header.get("metadata", "{}"))
-        graph = cls(tensors["offsets"], tensors["neighbors"], tensors["cumulative_weights"], metadata)
+        try:
+            with safe_open(path, framework="pt", device="cpu") as handle:
+                header = handle.metadata() or {}
+                tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
+        except Exception as error:  # noqa: BLE001  (safetensors raises its own SafetensorError, not a ValueError)
+            raise ValueError(
+                f"{path} is not a readable .safetensors graph file ({error}): it is empty, truncated or of another "
+                "format. Write it with SSEGraph.save(path), or give an edge list as .tsv/.jsonl."
+            ) from None
+        if header.get("format") != GRAPH_FORMAT:
+            raise ValueError(f"{path} is not an SSE graph file (its header has no format={GRAPH_FORMAT!r}).")
+        if header.get("format_version") != GRAPH_FORMAT_VERSION:
+            raise ValueError(
+                f"{path} is an SSE graph of format version {header.get('format_version')!r}; this sse_hf reads "
+                f"version {GRAPH_FORMAT_VERSION}."
+            )
+        missing = sorted({"offsets", "neighbors", "cumulative_weights"} - set(tensors))
+        if missing:
+            raise ValueError(f"{path} is corrupt: it lacks the tensor(s) {missing}. Write it with SSEGraph.save.")
+        try:
+            metadata = json.loads(header.get("metadata", "{}"))
+            graph = cls(tensors["offsets"], tensors["neighbors"], tensors["cumulative_weights"], metadata)
+        except ValueError as error:
+            raise ValueError(f"{path} is corrupt: {error} Write it again with SSEGraph.save.") from None
         if str(graph.vocab_size) != header.get("vocab_size") or str(graph.num_edges) != header.get("num_edges"):
             raise ValueError(f"{path} is corrupt: its tensors do not match the vocab_size/num_edges in its header.")
         return graph.to(device)
@@ -282,7 +294,10 @@ class SSEGraph:
             return graph if vocab_size is None else graph.resized(vocab_size)
         if path.endswith(".json"):
             mapping = graph_sources.json_mapping(path)
-            return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+            try:
+                return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}: {error}") from None
         return cls.from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
 
     @classmethod
@@ -560,6 +575,22 @@ def prepare_graph(
         warnings.warn(
             f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
             "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    before = graph.num_edges
+    try:
+        graph = graph.excluding(range(vocab_size, graph.vocab_size))
+    except ValueError:
+        raise ValueError(
+            f"Every edge of the graph starts or ends at ids {vocab_size} and above, past the vocabulary "
+            f"({vocabulary.source}), so SSE-Graph would never swap. Was the graph built for another tokenizer?"
+        ) from None
+    if graph.num_edges < before:
+        warnings.warn(
+            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at ids "
+            f"{vocab_size} and above, past the vocabulary ({vocabulary.source}): those embedding rows are never "
+            "looked up (padding rows of the table), so SSE must not swap tokens into them.",
             UserWarning,
             stacklevel=2,
         )

@@ -67,12 +67,15 @@ def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No edge-list file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
-    if path.endswith(".jsonl"):
-        sources, targets, weights = _read_jsonl(path)
-    elif path.endswith((".tsv", ".txt")):
-        sources, targets, weights = _read_tsv(path, as_ids=tokenizer is None)
-    else:
+    if not path.endswith((".jsonl", ".tsv", ".txt")):
         raise ValueError(f"Cannot tell the format of {path}: use a .tsv, .txt or .jsonl edge list.")
+    try:
+        if path.endswith(".jsonl"):
+            sources, targets, weights = _read_jsonl(path)
+        else:
+            sources, targets, weights = _read_tsv(path, as_ids=tokenizer is None)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a UTF-8 text edge list ({error}). Is it a file of another format?") from None
     return token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
 
 
@@ -81,8 +84,34 @@ def json_mapping(path: str | os.PathLike) -> Any:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mapping = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} is not a valid JSON graph file ({error}). Write it as a JSON object of token -> neighbours, "
+            'e.g. {"good": ["great", "fine"]}.'
+        ) from None
+    if not isinstance(mapping, dict):
+        raise ValueError(
+            f"{path} must hold a JSON object of token -> neighbours, e.g. {{\"good\": [\"great\"]}}; got a "
+            f"{type(mapping).__name__}."
+        )
+    _check_json_readings(path, mapping)
+    return mapping
+
+
+def _check_json_readings(path: str, mapping: dict) -> None:
+    """Refuse a JSON graph whose keys (always strings in JSON) would be read as token text beside integer-id values:
+    `json.dump` writes an `{id: [ids]}` dict that way, and "1996" would then be the token, not the id 1996."""
+    values = [v for neighbours in mapping.values() for v in (neighbours if isinstance(neighbours, list) else [])]
+    if any(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        example = next(iter(mapping))
+        raise ValueError(
+            f"{path}: the keys are token strings (JSON keys always are, e.g. {example!r}) but the values are integer "
+            "ids, so the two would be read differently. Use token strings on both sides, or write the graph as an "
+            "edge list of ids (.tsv with 'source<TAB>target' lines) or with SSEGraph.from_dict(...).save(path)."
+        )
 
 
 def scipy_edges(matrix: Any, *, vocab_size: int | None = None) -> Edges:
@@ -125,6 +154,13 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
             kept_sources.append(s_id)
             kept_targets.append(t_id)
             kept_weights.append(w)
+    if not sources:
+        raise ValueError(f"The graph ({source}) holds no edges. Give at least one edge between two different tokens.")
+    if not kept_sources:
+        raise ValueError(
+            f"all {len(sources)} edge(s) of the graph ({source}) were dropped: their tokens are not in the vocabulary "
+            f"of {type(tokenizer).__name__} (e.g. {unknown[0][1]!r}). Was the graph written for another tokenizer?"
+        )
     if unknown:
         dropped = len(sources) - len(kept_sources)
         examples = ", ".join(repr(token[1]) for token in unknown[:_EXAMPLES])

@@ -22,7 +22,7 @@ from .discovery import declared_rows, find_token_embeddings, refresh_compiled, u
 from .kernels import swap_labels
 from .samplers import GraphSampler, UniformSampler
 from .schedule import adaptive_factor, schedule_factor
-from .scope import restrict_swap, scope_mask
+from .scope import IGNORE_INDEX, restrict_swap, scope_mask
 from .vocabulary import Vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -137,6 +137,9 @@ class SSEHandle:
         self._warned: set[str] = set()
         self._running: set[int] = set()  # ids of the encoder/decoder stacks whose forward is under way
         self._scope: torch.Tensor | None = None  # positions swap_tokens allows in the forward under way
+        # A hooked word-piece lookup ran since the model's last forward ended: PEFT's prompt tuning looks the ids up
+        # itself and then calls the model with inputs_embeds, which SSE has swapped already.
+        self._looked_up = False
         self._removed = False
         self._step = 0  # the optimizer step the private generators are seeded for (see `set_step`)
 
@@ -158,10 +161,12 @@ class SSEHandle:
             if isinstance(weight, torch.Tensor) and weight.device.type != "meta":
                 lookup.sampler.prepare(weight.device)  # build id tables now, outside compiled or timed code
                 lookup.counts.setdefault(weight.device, torch.zeros(3, dtype=torch.long, device=weight.device))
+                self._generator(weight.device)  # the private generator too (seed only)
             self._hooks.append(
                 lookup.module.register_forward_pre_hook(_Hook(self._make_hook(lookup)), with_kwargs=True, prepend=True)
             )
         self._hooks.append(self.model.register_forward_pre_hook(_Hook(self._model_inputs_hook), with_kwargs=True))
+        self._hooks.append(self.model.register_forward_hook(_Hook(self._end_forward), always_call=True))
         if self.config.swap_tokens != "all":
             self._hooks.append(
                 self.model.register_forward_pre_hook(_Hook(self._scope_hook), with_kwargs=True, prepend=True)
@@ -194,6 +199,11 @@ class SSEHandle:
         state = "attached" if self.is_attached else "removed"
         roles = ", ".join(f"{role}: p={p:g}" for role, p in self.current_p().items())
         return f"SSEHandle({type(self.model).__name__}, {roles}, {state})"
+
+    @property
+    def graph(self):
+        """The `SSEGraph` the word-piece lookups sample from (SSE-Graph), or None for SSE-SE."""
+        return getattr(self._lookups[0].sampler, "graph", None) if self._lookups else None
 
     # ----- p ----------------------------------------------------------------------------------
     @property
@@ -231,7 +241,7 @@ class SSEHandle:
             self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
         if step != self._step:
             self._step = step
-            self._generators.clear()
+            self._seed_generators()
         return self.factor
 
     def observe_loss(self, loss: float) -> float:
@@ -303,10 +313,26 @@ class SSEHandle:
             lookup.counts.clear()
 
     # ----- the hooks --------------------------------------------------------------------------
+    def _seed_generators(self) -> None:
+        """Reseed every private generator for the current step (see `set_step`)."""
+        for generator in self._generators.values():
+            generator.manual_seed(_stream_seed(self.config.seed, _process_rank(), self._step))
+
     def _generator(self, device: torch.device) -> torch.Generator | None:
-        """A private generator when `config.seed` is set (seeded per process rank and step), else torch's global one."""
+        """A private generator when `config.seed` is set (seeded per process rank and step), else torch's global one.
+
+        `attach` makes the one for the embeddings' device, outside the hooks, so that `torch.compile(fullgraph=True)`
+        never has to create one inside its graph; one for a device the model moved to later is made here.
+        """
         if self.config.seed is None:
             return None
+        if torch.compiler.is_compiling():
+            raise RuntimeError(
+                "sse_hf: SSEConfig.seed draws the swaps from a private torch.Generator, which torch.compile cannot "
+                "trace: with fullgraph=True the graph cannot break there. Use seed=None (the swaps then follow "
+                "torch's global generator, which transformers.set_seed seeds and Trainer restores on resume) or "
+                "compile without fullgraph=True."
+            )
         generator = self._generators.get(device)
         if generator is None:
             generator = torch.Generator(device=device)
@@ -347,7 +373,7 @@ class SSEHandle:
     def _make_hook(self, lookup: _Lookup):
         def swap_token_ids(module: nn.Module, args: tuple, kwargs: dict):
             p = lookup.base_p * self.factor
-            if p <= 0.0 or not self._active(module):
+            if not self._active(module):
                 return None
             if lookup.stack is not None and id(lookup.stack) not in self._running:
                 return None  # a shared embedding called by the other stack
@@ -363,10 +389,15 @@ class SSEHandle:
             if input_ids.device.type == "meta":
                 return None  # nothing to draw on a meta device; the plain lookup runs as it would
             self._check_table(lookup, module)
-            swap = lookup.sampler(input_ids, p, self._generator(input_ids.device))
+            # At p = 0 the sampler draws nothing and swaps nothing: the tokens still count as seen (rates cover all).
+            swap = lookup.sampler(input_ids, p, self._generator(input_ids.device) if p > 0 else None)
             if self.config.swap_tokens != "all" and lookup.role in WORD_PIECE_ROLES:
                 swap = restrict_swap(swap, self._scope, input_ids, self.config.swap_tokens)
             _count(lookup, swap.eligible, swap.swapped)
+            if lookup.role in WORD_PIECE_ROLES:
+                self._looked_up = True
+            if p <= 0.0:
+                return None
             if key is None:
                 return (swap.ids, *args[1:]), kwargs
             return args, {**kwargs, key: swap.ids}
@@ -376,6 +407,28 @@ class SSEHandle:
     def _scope_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         """For swap_tokens 'prompt'/'completion': read which positions may be swapped from this step's labels."""
         self._scope = scope_mask(self.config.swap_tokens, kwargs) if self._active(module) else None
+        if self._scope is not None and "no_prompt" not in self._warned and not torch.compiler.is_compiling():
+            self._warn_if_no_prompt(kwargs)
+
+    def _warn_if_no_prompt(self, kwargs: dict) -> None:
+        """Warn once when labels cannot mark a prompt: a sequence whose first token is already labelled (labels with
+        no -100, as TRL's completion_only_loss=False gives them). One host read per step until it warns."""
+        labels = kwargs.get("labels")
+        if isinstance(kwargs.get("completion_mask"), torch.Tensor) or not isinstance(labels, torch.Tensor):
+            return
+        if labels.ndim >= 2 and bool((labels[:, 0] != IGNORE_INDEX).any()):
+            swap_tokens = self.config.swap_tokens
+            self._warn_once(
+                "no_prompt",
+                f"sse_hf: swap_tokens={swap_tokens!r} reads the prompt from labels = -100, but in this step some "
+                "sequences have no -100 before their first labelled token (labels with no -100 at all, as TRL's "
+                "completion_only_loss=False gives), so SSE cannot tell the prompt from the completion: 'prompt' swaps "
+                "nothing there and 'completion' swaps the whole sequence. Mark the prompt with -100 (TRL: "
+                "completion_only_loss=True) or pass a completion_mask, or use swap_tokens='all'.",
+            )
+
+    def _end_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._looked_up = False
 
     def _clear_scope(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._scope = None
@@ -387,7 +440,7 @@ class SSEHandle:
             return None
         self._check_embeddings_in_place()
         if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
-            if kwargs.get("input_ids") is None and not args:
+            if kwargs.get("input_ids") is None and not args and not self._looked_up:
                 self._warn_once(
                     "inputs_embeds",
                     f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "
@@ -395,7 +448,14 @@ class SSEHandle:
                 )
         p = self._labels.base_p * self.factor
         labels = kwargs.get("labels")
-        if p <= 0.0 or not isinstance(labels, torch.Tensor) or labels.device.type == "meta":
+        if self._labels.base_p > 0 and labels is None and "no_labels" not in self._warned:
+            self._warn_once(
+                "no_labels",
+                f"sse_hf: label_p={self._labels.base_p} is set, but this training forward pass got no labels, so no "
+                "label is swapped (a loss computed outside the model, e.g. Trainer's compute_loss_func or "
+                "label_smoothing_factor, takes them out first). Pass labels to the model, or set label_p=0.",
+            )
+        if self._labels.base_p <= 0.0 or not isinstance(labels, torch.Tensor) or labels.device.type == "meta":
             return None
         if labels.is_floating_point():
             self._warn_once(
@@ -404,9 +464,9 @@ class SSEHandle:
                 "SSE is skipped. Use it with single-label classification.",
             )
             return None
-        swap = swap_labels(labels, p, self.num_labels, self._generator(labels.device))
+        swap = swap_labels(labels, p, self.num_labels, self._generator(labels.device) if p > 0 else None)
         _count(self._labels, swap.eligible, swap.swapped)
-        return args, {**kwargs, "labels": swap.ids}
+        return (args, {**kwargs, "labels": swap.ids}) if p > 0 else None
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -24,7 +24,7 @@ from .discovery import (
 from .graph import SSEGraph, prepare_graph
 from .handle import _HANDLES, WORD_PIECE_ROLES, SSEHandle, _Lookup, get_handle
 from .samplers import GraphSampler, UniformSampler
-from .vocabulary import resolve_vocabulary
+from .vocabulary import as_tokenizer, resolve_vocabulary
 
 __all__ = ["WORD_PIECE_ROLES", "AlreadyPatchedError", "SSEHandle", "get_handle", "patch_model", "unpatch_model"]
 
@@ -58,6 +58,7 @@ def patch_model(
         raise TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
     if overrides:
         config = config.replace(**overrides)
+    tokenizer = as_tokenizer(tokenizer, "patch_model(tokenizer=)")
 
     base = unwrap_model(model)
     existing = _HANDLES.get(base)
@@ -68,6 +69,11 @@ def patch_model(
         )
 
     embeddings = find_token_embeddings(base, decoder=config.decoder_p is not None)
+    if config.decoder_p is not None and "decoder" not in embeddings:
+        raise ValueError(
+            f"SSEConfig.decoder_p={config.decoder_p} swaps the decoder inputs of encoder-decoder models (T5, BART), "
+            f"but {type(base).__name__} has no decoder stack, so it would be ignored. Leave decoder_p=None and set p."
+        )
     if config.swap_tokens != "all" and "input" not in embeddings:
         raise ValueError(
             f"SSEConfig.swap_tokens={config.swap_tokens!r} splits causal-LM inputs by their labels, but "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Iterable
@@ -40,6 +41,31 @@ def _flatten_ids(value: object) -> Iterable[int]:
     elif isinstance(value, (list, tuple, set)):
         for item in value:
             yield from _flatten_ids(item)
+
+
+def is_tokenizer(obj: object) -> bool:
+    """True for objects that work as a tokenizer here: they map ids to tokens and have a length."""
+    return obj is not None and callable(getattr(obj, "convert_ids_to_tokens", None)) and hasattr(obj, "__len__")
+
+
+def as_tokenizer(value: object, option: str, strict: bool = True):
+    """The tokenizer `value` stands for: itself, or the `.tokenizer` of a multimodal processor (Llava's and co.).
+
+    None stays None. Anything else (a path string, an image processor) is a TypeError naming `option`, or None
+    when not `strict` (Trainer's `processing_class` may be an image processor with no tokenizer).
+    """
+    if value is None or is_tokenizer(value):
+        return value
+    inner = getattr(value, "tokenizer", None)
+    if is_tokenizer(inner):
+        return inner
+    if not strict:
+        return None
+    shown = repr(value) if isinstance(value, (str, bytes, os.PathLike)) else type(value).__name__
+    raise TypeError(
+        f"{option} must be a tokenizer object (or a processor with a .tokenizer), got {shown}. Load it first, e.g. "
+        "AutoTokenizer.from_pretrained(path), and pass the tokenizer."
+    )
 
 
 def tokenizer_protected_ids(tokenizer) -> set[int]:

@@ -1,7 +1,9 @@
 """SSECallback inside a real Trainer: patch, log, save, resume, and leave nothing behind."""
 
+import copy
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -223,6 +225,10 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     assert set(stats) == {"input", "labels", table}
     assert stats["labels"]["tokens_eligible"] == 16 and 0 < stats["labels"]["tokens_swapped"] < 16
     assert 0.2 < stats[table]["swap_rate"] < 0.8 and stats["input"]["tokens_seen"] == callback.totals[0]
+    summary = trainer.state.log_history[-1]  # the end-of-training summary: rates over all of training, per role
+    assert "train_loss" in summary and summary["sse/swap_rate"] == callback.swap_rate
+    assert summary["sse/labels/swap_rate"] == stats["labels"]["swap_rate"] > 0
+    assert summary[f"sse/{table}/swap_rate"] == stats[table]["swap_rate"] > 0
 
 
 @pytest.mark.parametrize("seed", [None, 123])
@@ -309,3 +315,167 @@ def test_logged_swap_rate_is_the_rate_since_the_previous_log_and_follows_the_sch
     assert logged == pytest.approx(measured, abs=1e-12)
     assert measured == sorted(measured, reverse=True) and measured[-1] < 0.3 < 0.6 < measured[0]
     assert trainer.state.log_history[-1]["sse/swap_rate"] == pytest.approx(callback.swap_rate)
+
+
+# ----- issue 17: Trainer re-entry paths, config checks and warnings -------------------------------------------------
+def test_restore_callback_states_from_checkpoint_is_refused_with_a_clear_error(tokenizer, tmp_path):
+    """Trainer would replace the user's SSECallback by one rebuilt from JSON, without its tokenizer."""
+    def trainer(max_steps, **extra):
+        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2, **extra),
+                       train_dataset=_dataset(), callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)])  # fmt: skip
+
+    trainer(2, restore_callback_states_from_checkpoint=True).train()  # fine when nothing is restored
+    state_file = tmp_path / "checkpoint-2" / "trainer_state.json"
+    before = state_file.read_text()
+    resumed = trainer(4, restore_callback_states_from_checkpoint=True)
+    with pytest.raises(ValueError, match="restore_callback_states_from_checkpoint.*SSECallback restores its own"):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert state_file.read_text() == before and not (tmp_path / "checkpoint-4").exists()
+    assert get_handle(resumed.model) is None
+
+
+def test_state_attributes_are_real_attributes_restored_by_from_state(tokenizer, tmp_path):
+    """transformers' ExportableState contract: from_state(state()) gives back the same state."""
+    callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive"), tokenizer=tokenizer)
+    Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+            callbacks=[callback]).train()  # fmt: skip
+    state = callback.state()
+    assert set(state["attributes"]) <= set(dir(callback))
+    restored = SSECallback.from_state(json.loads(json.dumps(state)))
+    assert restored.state() == state and restored.totals == callback.totals and restored.totals[0] > 0
+
+
+def test_two_sse_callbacks_in_one_trainer_is_a_clear_error(tokenizer, tmp_path):
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+                      callbacks=[SSECallback(p=0.1, tokenizer=tokenizer), SSECallback(p=0.2, tokenizer=tokenizer)])
+    with pytest.raises(ValueError, match="one SSECallback per Trainer"):
+        trainer.train()
+    assert get_handle(trainer.model) is None
+
+
+def test_resuming_under_a_different_sse_config_warns_naming_the_fields(tokenizer, tmp_path):
+    def trainer(max_steps, **sse):
+        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2),
+                       train_dataset=_dataset(), callbacks=[SSECallback(tokenizer=tokenizer, **sse)])  # fmt: skip
+
+    trainer(2, p=0.5).train()
+    with pytest.warns(UserWarning, match=r"different SSE settings.*p: 0\.5 in the checkpoint, 0\.05 now.*seed"):
+        trainer(4, p=0.05, seed=3).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        trainer(6, p=0.05, seed=3).train(resume_from_checkpoint=str(tmp_path / "checkpoint-4"))
+
+
+@pytest.mark.parametrize("logging", [{"logging_strategy": "no"}, {"logging_steps": 10}])
+def test_adaptive_schedule_without_step_logs_warns_at_train_begin(tokenizer, tmp_path, logging):
+    callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive"), tokenizer=tokenizer)
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", **logging), train_dataset=_dataset(),
+                      callbacks=[callback])  # fmt: skip
+    with pytest.warns(UserWarning, match="p_schedule='adaptive'.*no training loss is logged.*logging_steps"):
+        trainer.train()
+    assert callback.totals[2] == 0
+
+
+@pytest.mark.parametrize("option", [{"label_smoothing_factor": 0.1}, "compute_loss_func"])
+def test_label_p_where_trainer_takes_the_labels_away_is_a_clear_error(tokenizer, tmp_path, option):
+    extra = {}
+    if option == "compute_loss_func":
+        def loss(outputs, labels, num_items_in_batch=None):
+            return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+        extra["compute_loss_func"] = loss
+        option = {}
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", **option), train_dataset=_dataset(),
+                      callbacks=[SSECallback(p=0.1, label_p=0.5, tokenizer=tokenizer)], **extra)  # fmt: skip
+    with pytest.raises(ValueError, match="label_p.*label_smoothing_factor.*compute_loss_func"):
+        trainer.train()
+    assert get_handle(trainer.model) is None
+
+
+def test_a_multimodal_processor_gives_its_tokenizer(tokenizer, tmp_path):
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer, patch_size=14)
+    seen = {}
+
+    class Spy(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen["vocabulary"] = callback.handle.vocabulary
+
+    callback = SSECallback(p=0.2)
+    Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=1, save_strategy="no"), train_dataset=_dataset(),
+            processing_class=processor, callbacks=[callback, Spy()]).train()  # fmt: skip
+    vocabulary = seen["vocabulary"]
+    assert vocabulary.size == len(tokenizer) == 49 and 48 in vocabulary.protected
+    assert max(vocabulary.candidates) < 48
+
+
+def test_a_tokenizer_path_string_is_a_clear_error(tokenizer, tmp_path):
+    with pytest.raises(TypeError, match=r"SSECallback\(tokenizer=\).*AutoTokenizer\.from_pretrained"):
+        SSECallback(p=0.1, tokenizer=str(tmp_path))
+
+
+def test_knn_graph_is_kept_with_the_checkpoint_so_a_resume_is_exact(tokenizer, tmp_path):
+    def run(output_dir, max_steps, resume=None):
+        torch.manual_seed(0)
+        model = tiny_bert()
+        callback = SSECallback(p=0.5, graph="knn", graph_k=3, seed=1, tokenizer=tokenizer)
+        graphs = []
+
+        class Spy(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                graphs.append(callback.handle._lookups[0].sampler.graph)
+
+        trainer = Trainer(model=model, args=_args(output_dir, max_steps=max_steps, lr_scheduler_type="constant",
+                          learning_rate=0.2), train_dataset=_dataset(), callbacks=[callback, Spy()])  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
+        return model, callback, graphs[-1]
+
+    straight, straight_cb, straight_graph = run(tmp_path / "straight", 4)
+    run(tmp_path / "interrupted", 2)
+    assert (tmp_path / "interrupted" / "checkpoint-2" / "sse_graph.safetensors").is_file()
+    checkpoint = str(tmp_path / "interrupted" / "checkpoint-2")
+    resumed, resumed_cb, resumed_graph = run(tmp_path / "interrupted", 4, resume=checkpoint)
+    assert torch.equal(resumed_graph.neighbors, straight_graph.neighbors)
+    assert torch.equal(resumed_graph.cumulative_weights, straight_graph.cumulative_weights)
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
+    assert resumed_cb.totals == straight_cb.totals
+
+
+def test_tokens_seen_while_p_is_zero_count_so_rates_are_over_all_training_tokens(tokenizer, tmp_path):
+    callback = SSECallback(SSEConfig(p=0.5, p_schedule="linear_warmup", p_warmup_ratio=0.5), tokenizer=tokenizer)
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(rows=16),
+                      callbacks=[callback])  # fmt: skip
+    trainer.train()
+    ids = word_ids(rows=16)
+    seen, eligible, swapped = callback.totals
+    assert seen == 4 * 4 * ids.shape[1]  # 4 steps of 4 rows, step 0 at p = 0 included
+    assert eligible == int(((ids >= 8) & (ids < 48)).sum())
+    assert 0 < swapped and callback.swap_rate == swapped / eligible
+    first = trainer.state.log_history[0]
+    assert first["sse/p"] == 0.0 and first["sse/swap_rate"] == 0.0
+
+
+def test_auto_find_batch_size_retry_counts_only_the_run_that_trains(tokenizer, tmp_path):
+    """Trainer retries train with half the batch after an out-of-memory error, calling on_train_begin again."""
+    class OutOfMemoryOnce(TrainerCallback):
+        raised = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.raised:
+                self.raised = True
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory")  # what a CPU out-of-memory says
+
+    callback = SSECallback(p=0.3, tokenizer=tokenizer)
+    model = tiny_bert()
+    args = _args(tmp_path, save_strategy="no", auto_find_batch_size=True, per_device_train_batch_size=8)
+    trainer = Trainer(model=model, args=args, train_dataset=_dataset(), callbacks=[callback, OutOfMemoryOnce()])
+    trainer.train()
+    batch = trainer.state.train_batch_size
+    assert batch < 8 and trainer.state.global_step == 4
+    assert callback.totals[0] == 4 * batch * 12  # the successful run's tokens only, as Trainer's own counts
+    assert trainer.state.log_history[-1]["sse/swap_rate"] == callback.swap_rate
+    assert get_handle(model) is None and _hook_count(model) == 0

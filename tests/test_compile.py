@@ -45,3 +45,18 @@ def test_patched_model_compiles_with_fullgraph_and_swaps(family, tokenizer):
     assert handle.tokens_swapped > 0 and 0.2 < handle.swap_rate < 0.8
     handle.remove()
     torch._dynamo.reset()
+
+
+def test_a_private_seed_under_fullgraph_compile_is_a_clear_error_and_works_without_fullgraph(tokenizer):
+    """Dynamo cannot pass a torch.Generator to torch.rand: seed= and fullgraph=True cannot go together (documented)."""
+    model = build("bert").train()
+    handle = patch_model(model, p=0.5, seed=3, tokenizer=tokenizer)
+    labels = torch.zeros(4, dtype=torch.long)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match=r"SSEConfig\.seed draws the swaps from a private torch\.Generator.*seed=None"):
+        torch.compile(model, fullgraph=True, backend="eager")(input_ids=word_ids(rows=4), labels=labels)
+    torch._dynamo.reset()
+    torch.compile(model, backend="eager")(input_ids=word_ids(rows=4), labels=labels).loss.backward()
+    assert handle.tokens_swapped > 0
+    handle.remove()
+    torch._dynamo.reset()

@@ -86,7 +86,7 @@ def test_knn_graph_from_the_model(tokenizer):
 
 def test_graph_reaching_outside_the_vocabulary_is_a_clear_error(tokenizer):
     graph = SSEGraph.from_dict({10: [70]}, vocab_size=80)
-    with pytest.raises(ValueError, match="edges start or end at ids >= 64"):
+    with pytest.raises(ValueError, match=r"Every edge of the graph starts or ends at ids 48 and above.*BertTokenizer"):
         patch_model(tiny_bert(), p=0.1, graph=graph, tokenizer=tokenizer)
 
 
@@ -121,3 +121,30 @@ def test_graph_given_as_a_mapping(tokenizer):
     ids = _ids(tokenizer, ["movie", "film", "was"])
     model(input_ids=ids)
     assert (records[-1][:, 1:4] == ids[:, [2, 1, 3]]).all()
+
+
+def _padding_row_graph(kind, tmp_path):
+    """A graph over all 64 embedding rows (built without a tokenizer), so some edges reach rows 48-63 that the
+    tokenizer never produces (untrained padding rows)."""
+    graph = SSEGraph.from_embeddings(tiny_bert().get_input_embeddings().weight, k=4)
+    if kind == "safetensors":
+        return graph.save(tmp_path / "graph.safetensors")
+    if kind == "scipy":
+        import scipy.sparse
+
+        rows = torch.repeat_interleave(torch.arange(graph.vocab_size), graph.degrees())
+        return scipy.sparse.coo_matrix((graph.probabilities().numpy(), (rows.numpy(), graph.neighbors.numpy())),
+                                       shape=(64, 64))  # fmt: skip
+    return graph
+
+
+@pytest.mark.parametrize("kind", ["object", "safetensors", "scipy"])
+def test_graph_edges_past_the_tokenizer_vocabulary_are_removed_with_a_count(tokenizer, tmp_path, kind):
+    source = _padding_row_graph(kind, tmp_path)
+    model = tiny_bert().train()
+    expected = r"removed \d+ of the graph.s \d+ edges.*ids 48 and above.*BertTokenizer \(48 tokens\)"
+    with pytest.warns(UserWarning, match=expected):
+        handle = patch_model(model, p=1.0, graph=source, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    model(input_ids=word_ids(rows=64))
+    assert handle.tokens_swapped > 0 and int(records[-1].max()) < 48

@@ -154,3 +154,35 @@ def test_bad_edge_files_name_the_line(tmp_path, tokenizer):
     csv.write_text("1,2\n", encoding="utf-8")
     with pytest.raises(ValueError, match="Cannot tell the format"):
         SSEGraph.from_edge_file(csv, vocab_size=10)
+
+
+def test_json_graph_with_numeric_keys_and_id_values_is_refused(tmp_path, tokenizer):
+    """json.dump of {id: [ids]} writes the keys as strings: they must not be read as token text beside id values."""
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps({10: [11, 12], 13: [14]}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"graph\.json.*keys are token strings.*values are integer ids"):
+        SSEGraph.from_file(path, tokenizer=tokenizer)
+
+
+def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(tokenizer):
+    with pytest.raises(ValueError, match=r"all 3 edge\(s\) of the graph \(dict\) were dropped.*not in the vocabulary"):
+        SSEGraph.from_dict({"zilch": ["nada", "nix"], "nope": ["nah"]}, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("empty.json", ""), ("truncated.json", '{"good": ["gr'), ("list.json", "[1, 2]"),
+        ("empty.safetensors", ""), ("truncated.safetensors", "\x08\x00\x00\x00\x00\x00\x00\x00{\"a\""),
+        ("text.safetensors", "good\tgreat\n"), ("binary.tsv", "\xff\xfe\x00bad"), ("binary.jsonl", "\xff\xfe\x00"),
+        ("empty.tsv", ""), ("empty.jsonl", "\n"), ("comments.tsv", "# nothing here\n"), ("empty_object.json", "{}"),
+        ("pairs.json", '{"good": [["great", 2.0]]}'), ("unknown.json", '{"zilch": ["nada"]}'),
+    ],
+)  # fmt: skip
+def test_unreadable_graph_files_are_errors_naming_them(tmp_path, tokenizer, name, content):
+    """Empty, truncated or of another format than the extension says: an error naming the file, not a parser's."""
+    path = tmp_path / name
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"{name}"):
+        SSEGraph.from_file(path, tokenizer=tokenizer)
+    assert path.read_bytes() == content.encode("latin-1")

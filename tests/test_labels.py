@@ -88,3 +88,14 @@ def test_token_classification_labels(tokenizer):
     model(input_ids=word_ids(), labels=labels)
     assert torch.all(seen[-1][:, 1:] != labels[:, 1:]) and torch.all(seen[-1][:, 0] == -100)
     assert handle.stats()["labels"]["swap_rate"] == 1.0
+
+
+def test_label_p_with_a_training_forward_without_labels_warns_once(tokenizer):
+    """A custom loss that takes the labels out first (as Trainer's compute_loss_func does) leaves label SSE nothing."""
+    model = tiny_bert(num_labels=2).train()
+    handle = patch_model(model, p=0.0, label_p=0.5, tokenizer=tokenizer)
+    with pytest.warns(UserWarning, match="label_p=0.5 is set, but this training forward pass got no labels"):
+        model(input_ids=word_ids(rows=4))
+    model.eval()
+    model(input_ids=word_ids(rows=4))  # evaluation needs no labels
+    assert handle.stats()["labels"]["tokens_seen"] == 0

@@ -193,3 +193,31 @@ def test_shared_embedding_module_takes_separate_encoder_and_decoder_p(tokenizer)
     assert handle.stats()["decoder"]["swap_rate"] == 1.0 and handle.stats()["encoder"]["tokens_swapped"] == 0
     handle.remove()
     assert all(len(m._forward_pre_hooks) + len(m._forward_hooks) == 0 for m in model.modules() if m is not model.shared)
+
+
+@pytest.mark.parametrize("method", ["ia3", "prompt_tuning", "p_tuning"])
+def test_peft_methods_beyond_lora_swap_and_say_nothing_false(method, tokenizer):
+    """Prompt tuning looks the ids up itself and calls the model with inputs_embeds: swapped already, so no warning
+    that SSE could not swap; IA3 wraps layers like LoRA. Label SSE reaches the labels under each."""
+    import warnings
+
+    peft = pytest.importorskip("peft")
+    config = {
+        "ia3": lambda: peft.IA3Config(task_type="SEQ_CLS", target_modules=["query", "value"], feedforward_modules=[]),
+        "prompt_tuning": lambda: peft.PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4),
+        "p_tuning": lambda: peft.PromptEncoderConfig(task_type="SEQ_CLS", num_virtual_tokens=4, encoder_hidden_size=8),
+    }[method]()
+    model = peft.get_peft_model(tiny_bert(), config)
+    handle = patch_model(model, p=0.5, label_p=0.5, tokenizer=tokenizer)
+    records, _ = record_lookups(find_token_embeddings(model.get_base_model())["input"])
+    ids = word_ids(rows=32)
+    model.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        labels = torch.zeros(32, dtype=torch.long)
+        model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels).loss.backward()
+    _assert_swapped(records[-1], ids, 0.5)
+    assert handle.stats()["labels"]["tokens_seen"] == 32 and handle.stats()["labels"]["tokens_swapped"] > 0
+    with pytest.warns(UserWarning, match="inputs_embeds instead of input_ids"):  # a real inputs_embeds call warns
+        model.get_base_model()(inputs_embeds=torch.randn(2, 5, 16), labels=torch.zeros(2, dtype=torch.long))
+    handle.remove()

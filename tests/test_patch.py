@@ -211,7 +211,7 @@ def test_set_p_enabled_and_reset_stats(tokenizer):
     assert torch.equal(records[-1], ids)
     handle.set_p(1.0)
     model(input_ids=ids)
-    assert handle.p == 1.0 and handle.swap_rate > 0.99
+    assert handle.p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
     handle.enabled = False
     model(input_ids=ids)
     assert torch.equal(records[-1], ids)
@@ -343,3 +343,45 @@ def test_seeded_swaps_differ_between_distributed_ranks(tmp_path):
     ids = [torch.tensor(json.loads(out)) for out, _ in outputs]
     assert not torch.equal(ids[0], ids[1])
     assert all((rank_ids != word_ids()).any() for rank_ids in ids)
+
+
+def test_decoder_p_on_a_model_without_a_decoder_stack_is_a_clear_error(tokenizer):
+    from tiny_models import build
+
+    for model in (tiny_bert(), build("gpt2")):
+        with pytest.raises(ValueError, match=r"decoder_p.*no decoder stack"):
+            patch_model(model, p=0.1, decoder_p=0.1, tokenizer=tokenizer)
+        assert get_handle(model) is None
+
+
+def test_a_tokenizer_path_string_is_a_clear_error_in_patch_model(tokenizer, tmp_path):
+    with pytest.raises(TypeError, match=r"patch_model\(tokenizer=\).*AutoTokenizer\.from_pretrained"):
+        patch_model(tiny_bert(), p=0.1, tokenizer=str(tmp_path))
+
+
+def test_a_multimodal_processor_gives_its_tokenizer_to_patch_model(tokenizer):
+    import copy
+
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer, patch_size=14)
+    with patch_model(tiny_bert(), p=0.1, tokenizer=processor) as handle:
+        assert handle.vocabulary.size == 49 and 48 in handle.vocabulary.protected
+
+
+@pytest.mark.parametrize("schedule", ["p0", "set_p"])
+def test_tokens_seen_while_p_is_zero_are_counted_as_seen_and_not_swapped(tokenizer, schedule):
+    model = tiny_bert().train()
+    ids = word_ids(rows=8)
+    torch.manual_seed(1)
+    plain = model(input_ids=ids).logits
+    handle = patch_model(model, p=0.0 if schedule == "p0" else 0.5, tokenizer=tokenizer)
+    if schedule == "set_p":
+        handle.set_p(0.0)
+    torch.manual_seed(1)
+    assert torch.equal(model(input_ids=ids).logits, plain)  # counting draws nothing: dropout sees the same numbers
+    eligible = int(((ids >= 8) & (ids < 48)).sum())
+    assert handle.stats()["input"] == {"tokens_seen": ids.numel(), "tokens_eligible": eligible, "tokens_swapped": 0,
+                                       "swap_rate": 0.0}  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
 
 from recipes import demo
@@ -14,3 +16,10 @@ def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| baseline |" in printed and "| sse p=0.1 |" in printed and "demo wall time" in printed
     assert (tmp_path / "demo" / "sse" / "all_results.json").is_file()
+
+
+@pytest.mark.parametrize("option, value", [("--sse_p", "0"), ("--sse_p", "2"), ("--epochs", "0"), ("--epochs", "-1")])
+def test_demo_numeric_options_are_validated_naming_the_option(capsys, option, value):
+    with pytest.raises(SystemExit):
+        demo.main([option, value])
+    assert f"{option} must be" in capsys.readouterr().err

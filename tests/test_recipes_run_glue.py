@@ -402,3 +402,67 @@ def test_labelled_test_file_is_scored_with_loss_and_metrics(tmp_path, tiny_model
     assert results["predict_samples"] == 24
     assert json.loads((out / "predict_results.json").read_text())["predict_accuracy"] == results["predict_accuracy"]
     assert len((out / "predict_results_local.txt").read_text().splitlines()) == 25
+
+
+# ----- issue 17: the wrong text, numeric options, long tokenizers, eval-only records ---------------------------------
+@pytest.mark.parametrize("value", [{"text": "the movie was good"}, ["the movie", "was good"]])
+def test_a_json_text_field_holding_an_object_or_a_list_is_a_clear_error(tmp_path, tiny_model_dir, value):
+    train = write_jsonl(tmp_path / "train.jsonl", [{"sentence": value, "label": i % 2} for i in range(4)])
+    with pytest.raises(ValueError, match=r"train data \(--train_file .*train\.jsonl\).*column 'sentence'.*not text"):
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--text_column_names",
+                       "sentence", "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+
+
+def test_the_label_column_given_as_a_text_column_is_a_clear_error(tmp_path, tiny_model_dir, sentiment_files):
+    with pytest.raises(ValueError, match=r"--text_column_names names 'label'.*label column"):
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
+                       "--text_column_names", "sentence,label", "--do_train",
+                       *fast_args(tmp_path / "out")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--max_seq_length", "-4"), ("--max_seq_length", "0"), ("--max_train_samples", "-1"),
+     ("--max_eval_samples", "0"), ("--max_predict_samples", "-2"), ("--preprocessing_num_workers", "0")],
+)  # fmt: skip
+def test_numeric_data_options_are_validated_naming_them(tmp_path, tiny_model_dir, sentiment_files, option, value):
+    with pytest.raises(ValueError, match=rf"{option} must be a positive integer, got {value}"):
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
+                       *fast_args(tmp_path / "out"), option, value])  # fmt: skip
+
+
+def test_a_tokenizer_longer_than_the_position_table_is_capped_with_a_warning(tmp_path, tiny_model_dir, caplog):
+    import shutil
+
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config_file = model_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**tokenizer_config, "model_max_length": 512}))
+    long_rows = [{"sentence": " ".join(["the movie was good and fun"] * 30), "label": i % 2} for i in range(8)]
+    train = write_csv(tmp_path / "train.csv", long_rows)
+    results = run_glue.main(["--model_name_or_path", str(model_dir), "--train_file", train, "--do_train",
+                             *fast_args(tmp_path / "out", steps=1), "--max_seq_length", "128"])  # fmt: skip
+    assert results["train_samples"] == 8
+    assert any("max_position_embeddings" in record.getMessage() for record in caplog.records)
+
+
+def test_an_eval_only_run_keeps_the_trained_runs_sse_record(tmp_path, tiny_model_dir, sentiment_files):
+    out = tmp_path / "out"
+    run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
+                   "--sse_p", "0.2", *fast_args(out, steps=2)])  # fmt: skip
+    trained = read_results(out)
+    run_glue.main(["--model_name_or_path", str(out), "--validation_file", sentiment_files["validation"], "--do_eval",
+                   *fast_args(out)])  # fmt: skip
+    after = read_results(out)
+    assert after["sse_p"] == trained["sse_p"] == 0.2 and after["sse_swap_rate"] == trained["sse_swap_rate"]
+    assert "eval_accuracy" in after
+
+
+def test_a_json_file_of_columns_is_a_clear_error_naming_the_file(tmp_path, tiny_model_dir):
+    """datasets reads {"sentence": [...], "label": [...]} as one example holding lists."""
+    rows = sentiment_rows(8)
+    train = tmp_path / "columns.json"
+    train.write_text(json.dumps({"sentence": [r["sentence"] for r in rows], "label": [r["label"] for r in rows]}))
+    with pytest.raises(ValueError, match=r"columns\.json\).*list in label column 'label'.*one object per example"):
+        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", str(train), "--do_train",
+                       *fast_args(tmp_path / "out")])  # fmt: skip

@@ -123,3 +123,12 @@ def test_hub_corpus_offline_suggests_local_files(tmp_path, tiny_model_dir):
     with pytest.raises(ConnectionError, match="wikitext.*--train_file corpus.txt"):
         run_mlm.main(["--model_name_or_path", tiny_model_dir, "--dataset_name", "wikitext", "--dataset_config_name",
                       "wikitext-2-raw-v1", *fast_args(tmp_path / "out")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--max_seq_length", "-4"), ("--max_train_samples", "0"), ("--preprocessing_num_workers", "-1")]
+)
+def test_numeric_data_options_are_validated_naming_the_option(tmp_path, tiny_model_dir, corpus, option, value):
+    with pytest.raises(ValueError, match=rf"{option} must be a positive integer, got {value}"):
+        run_mlm.main(["--model_name_or_path", tiny_model_dir, "--train_file", corpus["train"],
+                      *fast_args(tmp_path / "out"), option, value])  # fmt: skip

@@ -65,3 +65,13 @@ def test_labels_not_aligned_with_inputs_are_a_clear_error():
 def test_encoder_decoder_refuses_prompt_or_completion_scope():
     with pytest.raises(ValueError, match="encoder-decoder whose labels are decoder targets"):
         patch_model(build("t5"), p=0.1, swap_tokens="prompt")
+
+
+@pytest.mark.parametrize("swap_tokens", ["prompt", "completion"])
+def test_labels_that_mark_no_prompt_say_so(swap_tokens):
+    """TRL's completion_only_loss=False: labels with no -100 and no completion_mask cannot mark the prompt."""
+    model = build("llama").train()
+    ids = word_ids()
+    with patch_model(model, p=0.5, swap_tokens=swap_tokens):
+        with pytest.warns(UserWarning, match=f"swap_tokens='{swap_tokens}'.*no -100.*cannot tell the prompt"):
+            model(input_ids=ids, labels=ids)

@@ -137,6 +137,11 @@ def resolve_text_columns(
         hint = "Name the text columns with --text_column_names."
     if not 1 <= len(chosen) <= 2:
         raise ValueError(f"Give one or two text columns, got {list(chosen)}.")
+    if label_column in chosen:
+        raise ValueError(
+            f"--text_column_names names {label_column!r}, the label column: the model would read its labels as text. "
+            "Name only the text column(s), e.g. --text_column_names sentence (or set --label_column_name)."
+        )
     for split, present in column_names.items():
         missing = [c for c in chosen if c not in present]
         if missing:
@@ -239,10 +244,36 @@ def check_training_labels(dataset: Dataset, label_column: str, space: LabelSpace
         )
 
 
+def check_label_values(dataset: Dataset, label_column: str, split: str, source: str) -> None:
+    """A clear error for labels that are lists or objects: e.g. a .json file of columns ({"label": [...], ...}),
+    which datasets reads as one example holding lists."""
+    values = dataset[label_column]
+    structured = [i + 1 for i, value in enumerate(values) if isinstance(value, (dict, list, tuple))]
+    if structured:
+        layout = (
+            " It looks like one JSON object of columns: write one object per example instead (a .jsonl file, or a "
+            ".json list of objects)." if len(values) == 1 else ""
+        )
+        raise ValueError(
+            f"The {split} data ({source}) holds a {type(values[structured[0] - 1]).__name__} in label column "
+            f"{label_column!r}, not a label, for {len(structured)} example(s) (example(s) {structured[:10]}, "
+            f"counting from 1).{layout}"
+        )
+
+
 def check_texts(dataset: Dataset, text_columns: Sequence[str], split: str, source: str) -> None:
     """A clear error for an example with no text (an empty csv cell, a JSON null) instead of training on ''."""
     for column in text_columns:
-        missing = [i + 1 for i, text in enumerate(dataset[column]) if text is None]
+        texts = dataset[column]
+        structured = [i + 1 for i, text in enumerate(texts) if isinstance(text, (dict, list, tuple))]
+        if structured:
+            kind = type(texts[structured[0] - 1]).__name__
+            raise ValueError(
+                f"The {split} data ({source}) holds a {kind} in column {column!r}, not text, for {len(structured)} "
+                f"example(s) (example(s) {structured[:10]}, counting from 1): the model would train on its repr. "
+                "Give that column plain strings, or name the text column with --text_column_names."
+            )
+        missing = [i + 1 for i, text in enumerate(texts) if text is None]
         if missing:
             raise ValueError(
                 f"The {split} data ({source}) has no text in column {column!r} for {len(missing)} example(s) "

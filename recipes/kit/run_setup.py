@@ -108,6 +108,13 @@ def require_existing_paths(**options: str | None) -> None:
             )
 
 
+def require_positive(**options: int | None) -> None:
+    """Fail clearly, naming the option, when a count option (a length, a number of samples or workers) is below 1."""
+    for option, value in options.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"--{option} must be a positive integer, got {value}. Leave it out for the default.")
+
+
 def _tidy_help(parser: HfArgumentParser) -> None:
     """`--help` with the recipes' own headed groups (SSE) first, and a `--no_X` help that says what it does."""
     positional, general, *named = parser._action_groups
