@@ -8,6 +8,7 @@ from .handle import SSEHandle, get_handle
 from .kernels import candidate_positions, swap_graph, swap_labels, swap_uniform
 from .patch import AlreadyPatchedError, patch_model, unpatch_model
 from .schedule import SCHEDULES, adaptive_factor, schedule_factor
+from .search import best_sse_config, sse_hp_space
 
 __version__ = "0.1.0"
 
@@ -19,10 +20,12 @@ __all__ = [
     "SSEGraph",
     "SSEHandle",
     "adaptive_factor",
+    "best_sse_config",
     "candidate_positions",
     "get_handle",
     "patch_model",
     "schedule_factor",
+    "sse_hp_space",
     "swap_graph",
     "swap_labels",
     "swap_uniform",

@@ -15,6 +15,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .config import SSEConfig
 from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
 from .patch import patch_model
+from .search import trial_config
 
 
 def _is_tokenizer(obj: Any) -> bool:
@@ -29,18 +30,32 @@ def _trained_module(model: Any, event_kwargs: dict) -> Any:
     return model
 
 
-def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
-    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
+def _on_stack(match) -> Any:
+    """The innermost `self` on the call stack for which `match(self)` is true, else None."""
     frame = inspect.currentframe()
     try:
         while frame is not None:
             candidate = frame.f_locals.get("self")
-            if isinstance(candidate, CallbackHandler) and any(cb is callback for cb in candidate.callbacks):
+            if candidate is not None and match(candidate):
                 return candidate
             frame = frame.f_back
     finally:
         del frame
     return None
+
+
+def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
+    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
+    return _on_stack(lambda obj: isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks))
+
+
+def _calling_trainer(callback: TrainerCallback) -> Any:
+    """The Trainer whose callbacks include `callback` and that is running the current event, found on the call stack."""
+    def match(obj: Any) -> bool:
+        handler = getattr(obj, "callback_handler", None)
+        return isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks)
+
+    return _on_stack(match)
 
 
 class _StatsView(dict):
@@ -140,12 +155,17 @@ class SSECallback(TrainerCallback, ExportableState):
         self._previous: dict[str, list[int]] = {}
         self._logged: dict[str, tuple[int, int]] = {}  # per role: eligible, swapped at the previous log
         self._adaptive: dict | None = None  # the adaptive schedule's reference loss and factor (kept on resume)
+        self._run_dir: str | None = None  # where this run's checkpoints go: output_dir, or run-N in a search
+        self._search_base: SSEConfig | None = None  # under hyperparameter_search: the config the trials change
+        self._trial_config: SSEConfig | None = None  # ... and the one this callback set for the latest trial
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         model = _trained_module(model, kwargs)
         tokenizer = self.tokenizer if self.tokenizer is not None else processing_class
         saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        if getattr(state, "trial_params", None) is not None:
+            saved = self._start_trial(state, saved)
         stored = _stored_counts(saved)  # both checked before anything changes
         # A checkpoint's adaptive schedule; else, on a second train(), where the first one left it.
         adaptive = _stored_adaptive(saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config)
@@ -161,8 +181,9 @@ class SSECallback(TrainerCallback, ExportableState):
         if adaptive is not None:
             self.handle.reference_loss, self.handle.factor = adaptive
         self._move_to_front()
-        if state.is_world_process_zero and args.output_dir:
-            self.config.save_pretrained(args.output_dir)
+        self._run_dir = self._output_dir(args, state)
+        if state.is_world_process_zero and self._run_dir:
+            self.config.save_pretrained(self._run_dir)
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.handle is not None:
@@ -185,7 +206,7 @@ class SSECallback(TrainerCallback, ExportableState):
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        checkpoint = os.path.join(self._run_dir or args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if os.path.isdir(checkpoint):
             self.config.save_pretrained(checkpoint)
 
@@ -193,6 +214,26 @@ class SSECallback(TrainerCallback, ExportableState):
         self.remove()
 
     # ----- helpers ----------------------------------------------------------------------------
+    def _start_trial(self, state, saved: Any) -> Any:
+        """A `hyperparameter_search` trial: the trial's `sse_<field>` parameters on the config and, unless the trial
+        resumes its own checkpoint, fresh counts and schedule state. Returns the saved state to restore, if any."""
+        if self.config is not self._trial_config:  # the first trial, or the user set callback.config since
+            self._search_base = self.config
+        self.config = self._trial_config = trial_config(self._search_base, state.trial_params)
+        if state.global_step > 0:
+            return saved
+        self._previous, self._adaptive = {}, None
+        return None
+
+    def _output_dir(self, args, state) -> str | None:
+        """Where Trainer writes this run's checkpoints: `output_dir`, or the trial's `run-N` folder under a search."""
+        if getattr(state, "trial_params", None) is None:
+            return args.output_dir
+        trainer = _calling_trainer(self)
+        if trainer is None or not callable(getattr(trainer, "_get_output_dir", None)):
+            return args.output_dir
+        return trainer._get_output_dir(getattr(trainer, "_trial", None))
+
     def _interval_metrics(self) -> dict[str, float]:
         """sse/p and sse/swap_rate for the word pieces; sse/<role>/p and .../swap_rate for labels and tables."""
         stats = self.handle.stats()
