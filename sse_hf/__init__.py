@@ -1,5 +1,6 @@
 """sse-hf: Stochastic Shared Embeddings (Wu et al., NeurIPS 2019) for Hugging Face Transformers."""
 
+from .arguments import SSEArguments
 from .callback import SSECallback
 from .config import SSEConfig
 from .discovery import unwrap_model
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEDULES",
     "AlreadyPatchedError",
+    "SSEArguments",
     "SSECallback",
     "SSEConfig",
     "SSEGraph",

@@ -6,38 +6,18 @@ fields (with a log line). `SSECallback` reads the `sse_<field>` ones from there,
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .config import SSEConfig
+from .config import SSEConfig, config_field_types, field_from_text
 
 PREFIX = "sse_"
-
-
-def _fields() -> dict[str, Any]:
-    """SSEConfig's fields by name, with their types."""
-    hints = typing.get_type_hints(SSEConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(SSEConfig) if f.init}
-
-
-def _from_text(name: str, value: Any) -> Any:
-    """A dict or list field given as JSON text (search spaces hold scalars only) as the dict or list."""
-    origin = typing.get_origin(_fields()[name])
-    if origin in (dict, list) and isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{PREFIX}{name}={value!r} is not valid JSON text ({error}).") from error
-    return value
 
 
 def trial_overrides(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """The SSEConfig fields a trial sets: its `sse_<field>` parameters, by field name. Other names are left alone;
     an `sse_` name that is no SSEConfig field is a clear error."""
-    fields = _fields()
+    fields = config_field_types()
     overrides = {}
     for key, value in (params or {}).items():
         if not (isinstance(key, str) and key.startswith(PREFIX)):
@@ -48,7 +28,7 @@ def trial_overrides(params: Mapping[str, Any] | None) -> dict[str, Any]:
                 f"The hyperparameter search names {key!r}, but SSEConfig has no field {name!r}. Name SSE fields "
                 f"{PREFIX}<field>, one of: {sorted(PREFIX + field for field in fields)}."
             )
-        overrides[name] = _from_text(name, value)
+        overrides[name] = field_from_text(name, value)
     return overrides
 
 
@@ -80,7 +60,7 @@ def sse_hp_space(**space: tuple[float, float] | Sequence[Any]) -> Callable[[Any]
     `sse_hp_space(p=[0.0, 0.05, 0.1], label_p=(0.0, 0.1))`. The trials' parameters are named `sse_<field>`.
     Add TrainingArguments fields with `{**space(trial), "learning_rate": ...}` in your own hp_space.
     """
-    fields = _fields()
+    fields = config_field_types()
     if not space:
         raise ValueError("sse_hp_space needs at least one field, e.g. sse_hp_space(p=[0.0, 0.05, 0.1]).")
     for name, values in space.items():
