@@ -8,6 +8,10 @@ Same command line as transformers' examples/pytorch/text-classification/run_glue
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
 
 Metrics are computed locally (recipes/kit/glue_metrics.py), so evaluation works offline.
+
+To choose p first, on a part held out from the training data (never the validation data):
+
+    python recipes/run_glue.py ... --search_sse '{"p": [0, 0.05, 0.1]}' --search_held_out 0.2
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from recipes.kit.glue_tasks import (
 )
 from recipes.kit import run_setup
 from recipes.kit.sse_args import SSEArguments
+from recipes.kit.sse_search import SearchArguments, carve_split, search_sse
 from recipes.kit.training import finish, record, sse_for_run, train_and_save
 
 logger = logging.getLogger(__name__)
@@ -208,14 +213,20 @@ def _select(dataset, limit: int | None):
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
-    (model_args, data_args, sse_args, _, training_args), last_checkpoint = run_setup.start_run(
-        (ModelArguments, DataTrainingArguments, SSEArguments, run_setup.OutputArguments, TrainingArguments), argv,
+    (model_args, data_args, sse_args, search_args, _, training_args), last_checkpoint = run_setup.start_run(
+        (ModelArguments, DataTrainingArguments, SSEArguments, SearchArguments, run_setup.OutputArguments,
+         TrainingArguments), argv,  # fmt: skip
         actions=("do_train", "do_eval", "do_predict"),
     )
     task = get_task(data_args.task_name) if data_args.task_name else None
 
     # ----- data and labels -----------------------------------------------------------------------
     raw, sources = load_raw_data(data_args, task, model_args.cache_dir)
+    searching = search_args.search_sse is not None  # then only the training data is read, and carved
+    if searching and "train" not in raw:
+        raise ValueError(f"--search_sse needs training data, but none was found in {sorted(sources.values())}.")
+    if searching:
+        training_args.do_train, training_args.do_eval, training_args.do_predict = True, False, False
     wanted = {"train"} if training_args.do_train else set()
     wanted |= {role for role in raw if role.startswith("eval")} if training_args.do_eval else set()
     wanted |= {role for role in raw if role.startswith("predict")} if training_args.do_predict else set()
@@ -281,15 +292,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         token=model_args.token,
         trust_remote_code=model_args.trust_remote_code,
     )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path,
-        config=config,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-    )
+    def model_init():
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_args.model_name_or_path,
+            config=config,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+        )
+
+    model = None if searching else model_init()
 
     limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
     tokenize = tokenize_function(tokenizer, text_columns, data_args)
@@ -318,6 +332,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         collator = default_data_collator
     else:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
+    if searching:
+        train_part, held_out = carve_split(prepared["train"], search_args.search_held_out, training_args.seed)
+        trainer_kwargs = dict(model_init=model_init, args=training_args, train_dataset=train_part, eval_dataset=held_out,
+                              processing_class=tokenizer, data_collator=collator,
+                              compute_metrics=metric_function(metric_names, labels.is_regression))  # fmt: skip
+        return search_sse(trainer_kwargs, search_args, sse_args.to_config(), tokenizer, f"eval_{metric_names[0]}",
+                          training_args.output_dir)  # fmt: skip
     sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
     trainer = Trainer(
         model=model,
