@@ -193,3 +193,13 @@ def test_shared_embedding_module_takes_separate_encoder_and_decoder_p(tokenizer)
     assert handle.stats()["decoder"]["swap_rate"] == 1.0 and handle.stats()["encoder"]["tokens_swapped"] == 0
     handle.remove()
     assert all(len(m._forward_pre_hooks) + len(m._forward_hooks) == 0 for m in model.modules() if m is not model.shared)
+
+
+def test_peft_merge_and_unload_while_patched_is_an_error_that_names_it(tokenizer):
+    peft = pytest.importorskip("peft")
+    config = peft.LoraConfig(r=2, target_modules=["word_embeddings"], task_type="SEQ_CLS")
+    model = peft.get_peft_model(tiny_bert(), config)
+    patch_model(model, p=0.5, tokenizer=tokenizer)
+    merged = model.merge_and_unload().train()
+    with pytest.raises(RuntimeError, match=r"replaced after patch_model \(by .*PEFT's merge_and_unload\)"):
+        merged(input_ids=word_ids(rows=2), labels=torch.zeros(2, dtype=torch.long))
