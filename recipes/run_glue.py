@@ -7,7 +7,7 @@ Same command line as transformers' examples/pytorch/text-classification/run_glue
         --do_train --do_eval --output_dir out/rte-sse --sse_p 0.1
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
 
-Metrics are computed locally (recipes/kit/glue_metrics.py), so evaluation works offline.
+Metrics come through `evaluate` from the project's own module (recipes/metrics/glue_local), so they work offline.
 
 To choose p first, on a part held out from the training data (never the validation data):
 
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import evaluate
 import numpy as np
 from datasets import DatasetDict
 from transformers import (
@@ -37,7 +38,13 @@ from transformers import (
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit.glue_files import load_glue_folder
-from recipes.kit.glue_metrics import default_metrics, metric_function, predictions_from_logits
+from recipes.kit.glue_metrics import (
+    GLUE_LOCAL,
+    default_metrics,
+    metric_config,
+    metric_function,
+    predictions_from_logits,
+)
 from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
@@ -284,6 +291,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config.num_labels = labels.num_labels
     set_label_mapping(config, labels)
     metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)
+    with training_args.main_process_first(desc="loading the metric"):  # one process copies the module into the cache
+        metric = evaluate.load(str(GLUE_LOCAL), config_name=metric_config(task and task.name, labels.is_regression,
+                               labels.num_labels), keep_in_memory=True)  # fmt: skip
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name or model_args.model_name_or_path,
@@ -336,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         train_part, held_out = carve_split(prepared["train"], search_args.search_held_out, training_args.seed)
         trainer_kwargs = dict(model_init=model_init, args=training_args, train_dataset=train_part, eval_dataset=held_out,
                               processing_class=tokenizer, data_collator=collator,
-                              compute_metrics=metric_function(metric_names, labels.is_regression))  # fmt: skip
+                              compute_metrics=metric_function(metric, labels.is_regression))  # fmt: skip
         return search_sse(trainer_kwargs, search_args, sse_args.to_config(), tokenizer, f"eval_{metric_names[0]}",
                           training_args.output_dir)  # fmt: skip
     sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
@@ -347,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         eval_dataset=prepared.get("eval"),
         processing_class=tokenizer,
         data_collator=collator,
-        compute_metrics=metric_function(metric_names, labels.is_regression),
+        compute_metrics=metric_function(metric, labels.is_regression),
         callbacks=[sse_callback] if sse_callback is not None else None,
     )
 
