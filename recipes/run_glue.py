@@ -57,6 +57,7 @@ from recipes.kit.glue_tasks import (
     resolve_labels,
     resolve_text_columns,
 )
+from recipes.kit import cli
 from recipes.kit import run_setup
 from recipes.kit.sse_args import SSEArguments
 from recipes.kit.sse_search import SearchArguments, carve_split, search_sse
@@ -401,5 +402,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
     run_setup.shutdown_distributed()
