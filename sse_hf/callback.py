@@ -131,6 +131,11 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
     return (None if reference is None else float(reference)), float(factor)
 
 
+# The roles of the plain sse/p and sse/swap_rate: the inputs (an encoder-decoder's encoder inputs). The decoder's
+# inputs are logged apart, as sse/decoder/p and sse/decoder/swap_rate.
+INPUT_ROLES = tuple(role for role in WORD_PIECE_ROLES if role != "decoder")
+
+
 class SSECallback(TrainerCallback, ExportableState):
     """Patches the model with SSE when training begins and removes it when training ends.
 
@@ -194,8 +199,14 @@ class SSECallback(TrainerCallback, ExportableState):
             return
         # Step logs get the rate since the previous log; the end-of-training summary the overall rate.
         metrics = self._interval_metrics()
-        if "train_loss" in logs:
-            metrics["sse/swap_rate"] = self.swap_rate
+        if "train_loss" in logs:  # each logged rate over all training, role by role as in the step logs
+            overall = self.stats()
+            inputs = [overall[role] for role in overall if role in INPUT_ROLES]
+            eligible, swapped = (sum(s[key] for s in inputs) for key in ("tokens_eligible", "tokens_swapped"))
+            metrics["sse/swap_rate"] = swapped / eligible if eligible else 0.0
+            for role, role_stats in overall.items():
+                if f"sse/{role}/swap_rate" in metrics:
+                    metrics[f"sse/{role}/swap_rate"] = role_stats["swap_rate"]
         elif isinstance(logs.get("loss"), (int, float)):
             self.handle.observe_loss(logs["loss"])  # the adaptive schedule's p for the next interval
         logs.update(metrics)
@@ -235,10 +246,11 @@ class SSECallback(TrainerCallback, ExportableState):
         return trainer._get_output_dir(getattr(trainer, "_trial", None))
 
     def _interval_metrics(self) -> dict[str, float]:
-        """sse/p and sse/swap_rate for the word pieces; sse/<role>/p and .../swap_rate for labels and tables."""
+        """sse/p and sse/swap_rate for the (encoder) inputs; sse/<role>/p and .../swap_rate for the decoder inputs,
+        labels and tables, each role its own rate since the previous log."""
         stats = self.handle.stats()
-        groups = {"word_pieces": [role for role in stats if role in WORD_PIECE_ROLES]}
-        groups.update({role: [role] for role in stats if role not in WORD_PIECE_ROLES})
+        groups = {"word_pieces": [role for role in stats if role in INPUT_ROLES]}
+        groups.update({role: [role] for role in stats if role not in INPUT_ROLES})
         current_p = self.handle.current_p()
         metrics = {"sse/p": self.handle.p}
         for group, roles in groups.items():
