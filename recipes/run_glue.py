@@ -7,7 +7,11 @@ Same command line as transformers' examples/pytorch/text-classification/run_glue
         --do_train --do_eval --output_dir out/rte-sse --sse_p 0.1
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/run_glue.py ...
 
-Metrics are computed locally (recipes/kit/glue_metrics.py), so evaluation works offline.
+Metrics come through `evaluate` from the project's own module (recipes/metrics/glue_local), so they work offline.
+
+To choose p first, on a part held out from the training data (never the validation data):
+
+    python recipes/run_glue.py ... --search_sse '{"p": [0, 0.05, 0.1]}' --search_held_out 0.2
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import evaluate
 import numpy as np
 from datasets import DatasetDict
 from transformers import (
@@ -33,7 +38,13 @@ from transformers import (
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit.glue_files import load_glue_folder
-from recipes.kit.glue_metrics import default_metrics, metric_function, predictions_from_logits
+from recipes.kit.glue_metrics import (
+    GLUE_LOCAL,
+    default_metrics,
+    metric_config,
+    metric_function,
+    predictions_from_logits,
+)
 from recipes.kit.glue_tasks import (
     TASKS,
     LabelSpace,
@@ -47,8 +58,10 @@ from recipes.kit.glue_tasks import (
     resolve_labels,
     resolve_text_columns,
 )
+from recipes.kit import cli
 from recipes.kit import run_setup
 from recipes.kit.sse_args import SSEArguments
+from recipes.kit.sse_search import SearchArguments, carve_split, search_sse
 from recipes.kit.training import finish, record, sse_for_run, train_and_save
 
 logger = logging.getLogger(__name__)
@@ -221,14 +234,20 @@ def _select(dataset, limit: int | None):
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
-    (model_args, data_args, sse_args, _, training_args), last_checkpoint = run_setup.start_run(
-        (ModelArguments, DataTrainingArguments, SSEArguments, run_setup.OutputArguments, TrainingArguments), argv,
+    (model_args, data_args, sse_args, search_args, _, training_args), last_checkpoint = run_setup.start_run(
+        (ModelArguments, DataTrainingArguments, SSEArguments, SearchArguments, run_setup.OutputArguments,
+         TrainingArguments), argv,  # fmt: skip
         actions=("do_train", "do_eval", "do_predict"),
     )
     task = get_task(data_args.task_name) if data_args.task_name else None
 
     # ----- data and labels -----------------------------------------------------------------------
     raw, sources = load_raw_data(data_args, task, model_args.cache_dir)
+    searching = search_args.search_sse is not None  # then only the training data is read, and carved
+    if searching and "train" not in raw:
+        raise ValueError(f"--search_sse needs training data, but none was found in {sorted(sources.values())}.")
+    if searching:
+        training_args.do_train, training_args.do_eval, training_args.do_predict = True, False, False
     wanted = {"train"} if training_args.do_train else set()
     wanted |= {role for role in raw if role.startswith("eval")} if training_args.do_eval else set()
     wanted |= {role for role in raw if role.startswith("predict")} if training_args.do_predict else set()
@@ -287,6 +306,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config.num_labels = labels.num_labels
     set_label_mapping(config, labels)
     metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)
+    with training_args.main_process_first(desc="loading the metric"):  # one process copies the module into the cache
+        metric = evaluate.load(str(GLUE_LOCAL), config_name=metric_config(task and task.name, labels.is_regression,
+                               labels.num_labels), keep_in_memory=True)  # fmt: skip
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name or model_args.model_name_or_path,
@@ -295,15 +317,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         token=model_args.token,
         trust_remote_code=model_args.trust_remote_code,
     )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path,
-        config=config,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-        ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-    )
+    def model_init():
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_args.model_name_or_path,
+            config=config,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+            ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+        )
+
+    model = None if searching else model_init()
 
     limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
     tokenize = tokenize_function(tokenizer, text_columns, data_args, model.config)
@@ -332,6 +357,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         collator = default_data_collator
     else:
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
+    if searching:
+        train_part, held_out = carve_split(prepared["train"], search_args.search_held_out, training_args.seed)
+        trainer_kwargs = dict(model_init=model_init, args=training_args, train_dataset=train_part, eval_dataset=held_out,
+                              processing_class=tokenizer, data_collator=collator,
+                              compute_metrics=metric_function(metric, labels.is_regression))  # fmt: skip
+        return search_sse(trainer_kwargs, search_args, sse_args.to_config(), tokenizer, f"eval_{metric_names[0]}",
+                          training_args.output_dir)  # fmt: skip
     sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
     trainer = Trainer(
         model=model,
@@ -340,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         eval_dataset=prepared.get("eval"),
         processing_class=tokenizer,
         data_collator=collator,
-        compute_metrics=metric_function(metric_names, labels.is_regression),
+        compute_metrics=metric_function(metric, labels.is_regression),
         callbacks=[sse_callback] if sse_callback is not None else None,
     )
 
@@ -385,5 +417,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
     run_setup.shutdown_distributed()

@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
+from recipes.kit import cli
 from recipes.kit import run_setup
 from recipes.kit.sse_args import SSEArguments
 from recipes.kit.training import finish, record, sse_for_run, train_and_save
@@ -357,5 +358,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
     run_setup.shutdown_distributed()

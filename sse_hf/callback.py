@@ -18,6 +18,7 @@ from .graph import SSEGraph
 from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
 from .patch import patch_model
 from .vocabulary import as_tokenizer
+from .search import trial_config
 
 GRAPH_NAME = "sse_graph.safetensors"  # the kNN graph of graph="knn", kept in each checkpoint for an exact resume
 
@@ -110,6 +111,17 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
         )
 
 
+def _trainer_of(callback: TrainerCallback) -> Any:
+    """The Trainer whose callbacks include `callback` and that is running the current event, found on the call stack."""
+
+    def match(obj: Any) -> bool:
+        handler = getattr(obj, "callback_handler", None)
+        return isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks)
+
+    found = _on_stack(match)
+    return None if found is None else found["self"]
+
+
 class _StatsView(dict):
     """`SSECallback.stats` as a dict that is also callable: `stats()` is the API (as on `SSEHandle`); indexing
     `stats` directly still works for code written when it was a property, with a DeprecationWarning."""
@@ -183,6 +195,11 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
     return (None if reference is None else float(reference)), float(factor)
 
 
+# The roles of the plain sse/p and sse/swap_rate: the inputs (an encoder-decoder's encoder inputs). The decoder's
+# inputs are logged apart, as sse/decoder/p and sse/decoder/swap_rate.
+INPUT_ROLES = tuple(role for role in WORD_PIECE_ROLES if role != "decoder")
+
+
 class SSECallback(TrainerCallback, ExportableState):
     """Patches the model with SSE when training begins and removes it when training ends.
 
@@ -207,6 +224,9 @@ class SSECallback(TrainerCallback, ExportableState):
         self._previous: dict[str, list[int]] = {}
         self._logged: dict[str, tuple[int, int]] = {}  # per role: eligible, swapped at the previous log
         self._adaptive: dict | None = None  # the adaptive schedule's reference loss and factor (kept on resume)
+        self._run_dir: str | None = None  # where this run's checkpoints go: output_dir, or run-N in a search
+        self._search_base: SSEConfig | None = None  # under hyperparameter_search: the config the trials change
+        self._trial_config: SSEConfig | None = None  # ... and the one this callback set for the latest trial
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -232,6 +252,8 @@ class SSECallback(TrainerCallback, ExportableState):
                 "Resume without that option: SSECallback restores its own state from the checkpoint anyway (its "
                 "counts and the adaptive schedule)."
             )
+        if getattr(state, "trial_params", None) is not None:  # a hyperparameter_search trial: its own SSE fields
+            saved = self._start_trial(state, saved)
         trainer, resume_from = _calling_trainer()
         _check_label_sse_reaches_the_labels(args, trainer, self.config)
         tokenizer = self.tokenizer if self.tokenizer is not None else as_tokenizer(processing_class, "", strict=False)
@@ -251,8 +273,9 @@ class SSECallback(TrainerCallback, ExportableState):
         if adaptive is not None:
             self.handle.reference_loss, self.handle.factor = adaptive
         self._move_to_front()
-        if state.is_world_process_zero and args.output_dir:
-            self.config.save_pretrained(args.output_dir)
+        self._run_dir = self._output_dir(args, state)
+        if state.is_world_process_zero and self._run_dir:
+            self.config.save_pretrained(self._run_dir)
 
     def _checkpoint_graph(self, args, state, resume_from) -> SSEGraph | None:
         """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume)."""
@@ -282,11 +305,14 @@ class SSECallback(TrainerCallback, ExportableState):
             return
         # Step logs get the rate since the previous log; the end-of-training summary the overall rate.
         metrics = self._interval_metrics()
-        if "train_loss" in logs:
-            metrics["sse/swap_rate"] = self.swap_rate
+        if "train_loss" in logs:  # each logged rate over all training, role by role as in the step logs
             overall = self.stats()
-            metrics.update({f"sse/{role}/swap_rate": overall[role]["swap_rate"] for role in overall
-                            if role not in WORD_PIECE_ROLES})  # fmt: skip
+            inputs = [overall[role] for role in overall if role in INPUT_ROLES]
+            eligible, swapped = (sum(s[key] for s in inputs) for key in ("tokens_eligible", "tokens_swapped"))
+            metrics["sse/swap_rate"] = swapped / eligible if eligible else 0.0
+            for role, role_stats in overall.items():
+                if f"sse/{role}/swap_rate" in metrics:
+                    metrics[f"sse/{role}/swap_rate"] = role_stats["swap_rate"]
         elif isinstance(logs.get("loss"), (int, float)):
             self.handle.observe_loss(logs["loss"])  # the adaptive schedule's p for the next interval
         logs.update(metrics)
@@ -297,7 +323,7 @@ class SSECallback(TrainerCallback, ExportableState):
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        checkpoint = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        checkpoint = os.path.join(self._run_dir or args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
         if os.path.isdir(checkpoint):
             self.config.save_pretrained(checkpoint)
             if self.config.graph == "knn" and self.handle is not None and self.handle.graph is not None:
@@ -307,11 +333,32 @@ class SSECallback(TrainerCallback, ExportableState):
         self.remove()
 
     # ----- helpers ----------------------------------------------------------------------------
+    def _start_trial(self, state, saved: Any) -> Any:
+        """A `hyperparameter_search` trial: the trial's `sse_<field>` parameters on the config and, unless the trial
+        resumes its own checkpoint, fresh counts and schedule state. Returns the saved state to restore, if any."""
+        if self.config is not self._trial_config:  # the first trial, or the user set callback.config since
+            self._search_base = self.config
+        self.config = self._trial_config = trial_config(self._search_base, state.trial_params)
+        if state.global_step > 0:
+            return saved
+        self._previous, self._adaptive = {}, None
+        return None
+
+    def _output_dir(self, args, state) -> str | None:
+        """Where Trainer writes this run's checkpoints: `output_dir`, or the trial's `run-N` folder under a search."""
+        if getattr(state, "trial_params", None) is None:
+            return args.output_dir
+        trainer = _trainer_of(self)
+        if trainer is None or not callable(getattr(trainer, "_get_output_dir", None)):
+            return args.output_dir
+        return trainer._get_output_dir(getattr(trainer, "_trial", None))
+
     def _interval_metrics(self) -> dict[str, float]:
-        """sse/p and sse/swap_rate for the word pieces; sse/<role>/p and .../swap_rate for labels and tables."""
+        """sse/p and sse/swap_rate for the (encoder) inputs; sse/<role>/p and .../swap_rate for the decoder inputs,
+        labels and tables, each role its own rate since the previous log."""
         stats = self.handle.stats()
-        groups = {"word_pieces": [role for role in stats if role in WORD_PIECE_ROLES]}
-        groups.update({role: [role] for role in stats if role not in WORD_PIECE_ROLES})
+        groups = {"word_pieces": [role for role in stats if role in INPUT_ROLES]}
+        groups.update({role: [role] for role in stats if role not in INPUT_ROLES})
         current_p = self.handle.current_p()
         metrics = {"sse/p": self.handle.p}
         for group, roles in groups.items():

@@ -7,6 +7,7 @@ import json
 import math
 import numbers
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,3 +238,23 @@ class SSEConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path} must hold a JSON object of SSEConfig fields, got {type(data).__name__}.")
         return cls.from_dict(data)
+
+
+def config_field_types() -> dict[str, Any]:
+    """SSEConfig's fields by name, with their types."""
+    hints = typing.get_type_hints(SSEConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(SSEConfig) if f.init}
+
+
+def field_from_text(name: str, value: Any) -> Any:
+    """The value of SSEConfig field `name` given as text: JSON text for a dict or list field (command lines and
+    search spaces hold strings and scalars only); any other value as it is, for SSEConfig to validate."""
+    if typing.get_origin(config_field_types()[name]) in (dict, list) and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"sse_{name}={value!r} is not valid JSON text ({error}). Give it as JSON, e.g. "
+                f"--sse_table_p '{{\"token_type_embeddings\": 0.05}}'."
+            ) from error
+    return value

@@ -167,6 +167,8 @@ class SSEHandle:
             )
         self._hooks.append(self.model.register_forward_pre_hook(_Hook(self._model_inputs_hook), with_kwargs=True))
         self._hooks.append(self.model.register_forward_hook(_Hook(self._end_forward), always_call=True))
+        for holder in self._embedding_holders():
+            self._hooks.append(holder.register_forward_pre_hook(_Hook(self._holder_inputs_hook), with_kwargs=True))
         if self.config.swap_tokens != "all":
             self._hooks.append(
                 self.model.register_forward_pre_hook(_Hook(self._scope_hook), with_kwargs=True, prepend=True)
@@ -351,7 +353,8 @@ class SSEHandle:
         if replaced:
             raise RuntimeError(
                 f"sse_hf: the {' and '.join(replaced)} token embedding of {type(self.model).__name__} was replaced after "
-                "patch_model (by set_input_embeddings or resize_token_embeddings), so SSE would silently stop swapping. "
+                "patch_model (by set_input_embeddings, resize_token_embeddings or PEFT's merge_and_unload), so SSE would "
+                "silently stop swapping. "
                 "Call unpatch_model(model) and patch_model again after changing the embedding."
             )
 
@@ -433,12 +436,28 @@ class SSEHandle:
     def _clear_scope(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._scope = None
 
-    def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
-        """Per training forward: check the hooked embeddings are still the model's, label SSE on `labels`, and a
-        one-time warning when training runs on `inputs_embeds`. Python attribute lookups only: no host sync."""
+    def _embedding_holders(self) -> list[nn.Module]:
+        """The modules that hold a word-piece embedding as a child (BertEmbeddings, T5's stacks), other than the model.
+
+        They run however the model is called, also where a library calls `model.forward()` directly and so skips
+        the model-level hook (sentence-transformers does): their hook keeps the checks of `_model_inputs_hook`.
+        """
+        embeddings = {id(lookup.module) for lookup in self._lookups if lookup.role in WORD_PIECE_ROLES}
+        return [
+            module for module in self.model.modules()
+            if module is not self.model and any(id(child) in embeddings for child in module.children())
+        ]  # fmt: skip
+
+    def _holder_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """Per training forward of an embedding's holder: the embedding is still in place, and input ids are used."""
         if not self._active(module):
             return None
         self._check_embeddings_in_place()
+        self._warn_inputs_embeds(module, args, kwargs)
+        return None
+
+    def _warn_inputs_embeds(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """A one-time warning when a training step runs on `inputs_embeds`: SSE has no token ids to swap then."""
         if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
             if kwargs.get("input_ids") is None and not args and not self._looked_up:
                 self._warn_once(
@@ -446,6 +465,14 @@ class SSEHandle:
                     f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "
                     "cannot swap token ids and these steps train without SSE. Pass input_ids to use SSE.",
                 )
+
+    def _model_inputs_hook(self, module: nn.Module, args: tuple, kwargs: dict):
+        """Per training forward: check the hooked embeddings are still the model's, label SSE on `labels`, and a
+        one-time warning when training runs on `inputs_embeds`. Python attribute lookups only: no host sync."""
+        if not self._active(module):
+            return None
+        self._check_embeddings_in_place()
+        self._warn_inputs_embeds(module, args, kwargs)
         p = self._labels.base_p * self.factor
         labels = kwargs.get("labels")
         if self._labels.base_p > 0 and labels is None and "no_labels" not in self._warned:

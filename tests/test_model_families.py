@@ -221,3 +221,13 @@ def test_peft_methods_beyond_lora_swap_and_say_nothing_false(method, tokenizer):
     with pytest.warns(UserWarning, match="inputs_embeds instead of input_ids"):  # a real inputs_embeds call warns
         model.get_base_model()(inputs_embeds=torch.randn(2, 5, 16), labels=torch.zeros(2, dtype=torch.long))
     handle.remove()
+
+
+def test_peft_merge_and_unload_while_patched_is_an_error_that_names_it(tokenizer):
+    peft = pytest.importorskip("peft")
+    config = peft.LoraConfig(r=2, target_modules=["word_embeddings"], task_type="SEQ_CLS")
+    model = peft.get_peft_model(tiny_bert(), config)
+    patch_model(model, p=0.5, tokenizer=tokenizer)
+    merged = model.merge_and_unload().train()
+    with pytest.raises(RuntimeError, match=r"replaced after patch_model \(by .*PEFT's merge_and_unload\)"):
+        merged(input_ids=word_ids(rows=2), labels=torch.zeros(2, dtype=torch.long))

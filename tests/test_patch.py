@@ -115,7 +115,7 @@ def test_double_patch_is_an_error_unless_replace(tokenizer):
     second = patch_model(model, p=0.2, tokenizer=tokenizer, replace=True)
     assert not first.is_attached and get_handle(model) is second and second.p == 0.2
     pre_hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
-    assert pre_hooks == 2  # one on the embedding, one on the model: the first handle's are gone
+    assert pre_hooks == 3  # one each on the embedding, its holder and the model: the first handle's are gone
     assert unpatch_model(model) is True and unpatch_model(model) is False
     assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 0
 

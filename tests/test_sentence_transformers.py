@@ -76,3 +76,27 @@ def test_callback_swaps_inside_setfit(st_model, tmp_path):
     assert get_handle(st_model) is None
     assert callback.totals[2] > 0 and 0 < callback.swap_rate < 1
     assert model.predict(SENTENCES[:2]).shape == (2,)
+
+
+def test_checks_run_however_the_model_is_called(st_model):
+    """sentence-transformers calls auto_model.forward() directly, past the model-level hook: the checks still run."""
+    import warnings
+
+    import torch
+
+    features = dict(st_model.tokenize(SENTENCES[:4]))
+    auto_model = st_model[0].auto_model
+    with patch_model(st_model, p=0.5, tokenizer=st_model.tokenizer):
+        st_model.train()
+        # embeddings made outside the hooked lookup (a lookup through it would be swapped already, as prompt tuning's)
+        embeddings = torch.nn.functional.embedding(features["input_ids"], auto_model.get_input_embeddings().weight)
+        with pytest.warns(UserWarning, match="called with inputs_embeds instead of input_ids"):
+            auto_model.forward(inputs_embeds=embeddings, attention_mask=features["attention_mask"])
+        replacement = torch.nn.Embedding(*auto_model.get_input_embeddings().weight.shape)
+        auto_model.set_input_embeddings(replacement)
+        with pytest.raises(RuntimeError, match="token embedding of BertModel was replaced"):
+            st_model(features)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            st_model.eval()
+            st_model(features)  # evaluation never checks (nor swaps)

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from recipes.kit.run_report import RESULTS_NAME, write_all_results
+from recipes.kit import cli
 
 # Columns of the table besides the eval metrics, in order, when present.
 EXTRA_COLUMNS = ("train_loss", "sse_swap_rate", "train_samples_per_second", "wall_time_s")
@@ -38,6 +39,10 @@ DEFAULT_ARMS = ("baseline=--sse False", "sse=--sse_p 0.1")
 
 
 # ----- collecting ---------------------------------------------------------------------------------
+class NoRunsError(cli.RecipeError, FileNotFoundError):
+    """A path given to compare that is no run directory and holds none."""
+
+
 def find_runs(paths: Sequence[str]) -> list[str]:
     """Run directories: each path that holds all_results.json, or every such directory below it."""
     runs = []
@@ -46,10 +51,11 @@ def find_runs(paths: Sequence[str]) -> list[str]:
             runs.append(path)
             continue
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"{path!r} is not a directory.")
+            raise NoRunsError(f"{path!r} is not a directory. Pass run directories (a run's --output_dir, which holds "
+                              f"{RESULTS_NAME}) or folders above them.")  # fmt: skip
         found = sorted(root for root, _, files in os.walk(path) if RESULTS_NAME in files)
         if not found:
-            raise FileNotFoundError(f"No {RESULTS_NAME} under {path!r}: is it a run's --output_dir?")
+            raise NoRunsError(f"No {RESULTS_NAME} under {path!r}: is it a run's --output_dir?")
         runs.extend(found)
     return runs
 
@@ -277,4 +283,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

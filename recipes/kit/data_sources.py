@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import datasets
 from datasets import DatasetDict
 
+from recipes.kit.cli import RecipeError
+
 # File extension -> datasets builder.
 BUILDERS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "txt": "text"}
 
@@ -99,6 +101,10 @@ def load_local_files(
     return DatasetDict(splits)
 
 
+class HubDataUnavailableError(RecipeError, ConnectionError):
+    """A Hub data set that cannot be loaded (offline, unreachable or misnamed); the message names local files."""
+
+
 def hub_is_offline() -> bool:
     """True when the user told the Hub libraries to stay offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE)."""
     flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("HF_DATASETS_OFFLINE", ""))
@@ -120,7 +126,7 @@ def load_hub_dataset(
             if hub_is_offline()
             else "The Hub could not be reached, or the name is wrong."
         )
-        raise ConnectionError(
+        raise HubDataUnavailableError(
             f"Could not load the Hub data set {where}: {error}. {state} Use local files instead: {local_hint} "
             "Or run once with network access so that the data set is cached."
         ) from error

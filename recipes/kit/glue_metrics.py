@@ -1,14 +1,20 @@
 """GLUE metrics computed locally with numpy, scipy and scikit-learn, so that evaluation works offline.
 
-`evaluate.load("glue", task)` fetches its script from the Hub; these give the same numbers without it.
+`evaluate.load("glue", task)` fetches its script from the Hub; these give the same numbers without it. The recipes
+serve them through `evaluate` from the project's own module, `evaluate.load(str(GLUE_LOCAL), config_name=...)`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
+
+
+# The `evaluate` module (an `evaluate.Metric` script) that serves these metrics, one config per task.
+GLUE_LOCAL = Path(__file__).resolve().parents[1] / "metrics" / "glue_local"
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -75,6 +81,13 @@ def default_metrics(is_regression: bool, num_labels: int) -> tuple[str, ...]:
     return ("accuracy", "f1") if num_labels == 2 else ("accuracy", "macro_f1")
 
 
+def metric_config(task: str | None, is_regression: bool, num_labels: int) -> str:
+    """The GLUE_LOCAL config: the task's name, else `regression`, `binary` or `multiclass` (see default_metrics)."""
+    if task:
+        return task
+    return "regression" if is_regression else "binary" if num_labels == 2 else "multiclass"
+
+
 def predictions_from_logits(logits: np.ndarray | tuple, is_regression: bool) -> np.ndarray:
     """Class ids (argmax) or regression scores from a model's raw outputs."""
     if isinstance(logits, tuple):
@@ -97,11 +110,11 @@ def compute_metrics(names: Sequence[str], predictions: np.ndarray, labels: np.nd
     return results
 
 
-def metric_function(names: Sequence[str], is_regression: bool) -> Callable:
-    """A `compute_metrics` for `Trainer`: EvalPrediction -> {metric: value}."""
+def metric_function(metric, is_regression: bool) -> Callable:
+    """A `compute_metrics` for `Trainer` from an `evaluate` metric: EvalPrediction -> {metric: value}."""
 
     def compute(eval_prediction) -> dict[str, float]:
         predictions = predictions_from_logits(eval_prediction.predictions, is_regression)
-        return compute_metrics(names, predictions, np.asarray(eval_prediction.label_ids))
+        return metric.compute(predictions=predictions, references=np.asarray(eval_prediction.label_ids))
 
     return compute
