@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = None if searching else model_init()
 
     limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
-    tokenize = tokenize_function(tokenizer, text_columns, data_args, model.config)
+    tokenize = tokenize_function(tokenizer, text_columns, data_args, config)  # the config the model is built from
     prepared = {}
     with training_args.main_process_first(desc="dataset map pre-processing"):
         for role, dataset in raw.items():
