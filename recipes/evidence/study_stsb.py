@@ -44,14 +44,9 @@ Pairs = tuple[list[str], list[str], list[float]]
 
 def read_stsb(glue_dir: str) -> tuple[Pairs, Pairs, Pairs]:
     """(pool, carved, dev): the training file split by a seeded permutation; scores kept on their 0-5 scale."""
-    import pandas as pd
+    from recipes.evidence.study_tuned import read_glue_files
 
-    frames = {}
-    for part in ("train", "validation"):
-        path = os.path.join(glue_dir, f"stsb_{part}.csv")
-        if not os.path.isfile(path):
-            raise SystemExit(f"--glue_dir: {path} does not exist; it needs stsb_train.csv and stsb_validation.csv.")
-        frames[part] = pd.read_csv(path, keep_default_na=False)
+    frames = read_glue_files(glue_dir, "stsb")
 
     def pairs(frame) -> Pairs:
         return ([str(s) for s in frame["sentence1"]], [str(s) for s in frame["sentence2"]],

@@ -36,17 +36,24 @@ from recipes.evidence.tuned_scores import carved_choice, epoch_scores, select_ep
 Split = tuple[list[tuple[str, ...]], list[int]]
 
 
-def read_task(glue_dir: str, task: str) -> tuple[Split, Split, Split, list[str]]:
-    """(pool, carved, dev, label names): the training file split by a seeded permutation into the carved split
-    (CARVED_SIZE rows) and the pool the training subsets are drawn from; GLUE dev unchanged."""
+def read_glue_files(glue_dir: str, task: str) -> dict:
+    """`<task>_train.csv` and `<task>_validation.csv` as data frames (text kept as text); a clear error naming
+    the missing file."""
     import pandas as pd
 
     frames = {}
     for part in ("train", "validation"):
         path = os.path.join(glue_dir, f"{task}_{part}.csv")
         if not os.path.isfile(path):
-            raise SystemExit(f"--glue_dir: {path} does not exist; it needs <task>_train.csv and <task>_validation.csv.")
+            raise SystemExit(f"--glue_dir: {path} does not exist; it needs {task}_train.csv and {task}_validation.csv.")
         frames[part] = pd.read_csv(path, keep_default_na=False)
+    return frames
+
+
+def read_task(glue_dir: str, task: str) -> tuple[Split, Split, Split, list[str]]:
+    """(pool, carved, dev, label names): the training file split by a seeded permutation into the carved split
+    (CARVED_SIZE rows) and the pool the training subsets are drawn from; GLUE dev unchanged."""
+    frames = read_glue_files(glue_dir, task)
     names = sorted({str(v) for v in frames["train"]["label"]})
     index = {name: i for i, name in enumerate(names)}
 
