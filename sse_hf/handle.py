@@ -410,12 +410,13 @@ class SSEHandle:
     def _scope_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         """For swap_tokens 'prompt'/'completion': read which positions may be swapped from this step's labels."""
         self._scope = scope_mask(self.config.swap_tokens, kwargs) if self._active(module) else None
-        if self._scope is not None and "no_prompt" not in self._warned and not torch.compiler.is_compiling():
+        if self._scope is not None and "prompt_checked" not in self._warned and not torch.compiler.is_compiling():
+            self._warned.add("prompt_checked")  # one host read, on the first training step: not one per step
             self._warn_if_no_prompt(kwargs)
 
     def _warn_if_no_prompt(self, kwargs: dict) -> None:
         """Warn once when labels cannot mark a prompt: a sequence whose first token is already labelled (labels with
-        no -100, as TRL's completion_only_loss=False gives them). One host read per step until it warns."""
+        no -100, as TRL's completion_only_loss=False gives them). Called on the first training step only."""
         labels = kwargs.get("labels")
         if isinstance(kwargs.get("completion_mask"), torch.Tensor) or not isinstance(labels, torch.Tensor):
             return

@@ -75,3 +75,18 @@ def test_labels_that_mark_no_prompt_say_so(swap_tokens):
     with patch_model(model, p=0.5, swap_tokens=swap_tokens):
         with pytest.warns(UserWarning, match=f"swap_tokens='{swap_tokens}'.*no -100.*cannot tell the prompt"):
             model(input_ids=ids, labels=ids)
+
+
+def test_the_prompt_check_reads_the_labels_on_the_first_training_step_only():
+    """Labels that mark the prompt on the first step: no warning, and later steps are not read again (no host sync
+    per step), so a later step whose labels mark no prompt passes silently."""
+    import warnings
+
+    model = build("llama").train()
+    ids = word_ids()
+    marked = ids.clone()
+    marked[:, :3] = -100
+    with patch_model(model, p=0.5, swap_tokens="prompt"), warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model(input_ids=ids, labels=marked)
+        model(input_ids=ids, labels=ids)
