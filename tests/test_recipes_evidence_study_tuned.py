@@ -68,6 +68,18 @@ def test_jobs_tune_the_learning_rate_first_then_wait_then_use_the_chosen_rate(tm
     assert ("mrpc", "sse-se-p0.05", 1, 5e-5) in ready and not any(job[1].startswith("sse-se") and job[2] > 1 for job in ready)
 
 
+def test_regulariser_grids_run_only_on_tasks_whose_baseline_can_support_a_claim(tmp_path):
+    records = tmp_path / "records"
+    for task in ("mrpc", "rte"):
+        for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.6, 0.7, 0.65)):
+            _fake(records, task, arm, 1, score)
+    ready = [job for job in study_tuned.jobs(str(records)) if job is not None]
+    assert ("rte", "baseline-lr5e-05", 5, 5e-5) in ready  # the tuned baseline still runs every seed
+    assert not [job for job in ready if job[0] == "rte" and tuned_plan.family_of(job[1]) != "baseline"]
+    assert ("mrpc", "sse-se-p0.05", 1, 5e-5) in ready
+    assert tuned_plan.regularised("mrpc-n250") and not tuned_plan.regularised("rte")
+
+
 def test_the_epoch_and_the_setting_are_chosen_on_the_carved_split_with_nll_breaking_ties():
     scores = [{"carved": {"accuracy": 0.7, "nll": 0.6}}, {"carved": {"accuracy": 0.7, "nll": 0.5}}, {"carved": {"accuracy": 0.6, "nll": 0.1}}]
     assert select_epoch(scores, "rte") == 1

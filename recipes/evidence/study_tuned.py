@@ -141,8 +141,8 @@ def jobs(
 ) -> Iterator[tuple[str, str, int, float] | None]:
     """The study's jobs (regime, arm, seed, learning rate) in priority order; None stands for jobs that wait on
     a choice not yet made. Priority: the baseline (tuned) and its seeds, then SSE-SE, then label smoothing,
-    NEFTune and SSE-Graph, each grid followed by its chosen setting's seeds. Default: the main study (every
-    task on its full training set, every family)."""
+    NEFTune and SSE-Graph, each grid followed by its chosen setting's seeds (regulariser grids only on
+    `plan.REGULARISED_TASKS`). Default: the main study (every task on its full training set, every family)."""
     regimes = regimes or plan.TASKS
     grids = [list(grid) for family, grid in plan.FAMILIES.items() if families is None or family in families]
     lr_arms = list(plan.BASELINE_ARMS)
@@ -159,6 +159,7 @@ def jobs(
         base, lr = chosen_lr[task]
         for seed in plan.FINAL_SEEDS:
             yield task, base, seed, lr
+    regimes = tuple(task for task in regimes if plan.regularised(task))
     for grid in grids:
         for task in regimes:
             if chosen_lr[task] is None:

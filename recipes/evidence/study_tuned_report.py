@@ -204,7 +204,8 @@ def tuning_table(runs: dict, task: str) -> list[str]:
         for arm in grid:
             record = runs.get(task, {}).get(arm, {}).get(plan.TUNING_SEED)
             if record is None:
-                lines.append(f"| {family} | {arm} | pending | | | |")
+                status = "pending" if family == "baseline" or plan.regularised(task) else "not run (baseline did not learn)"
+                lines.append(f"| {family} | {arm} | {status} | | | |")
                 continue
             carved = record["epoch_scores"][record["kept_epoch"] - 1]["carved"]
             mark = "**yes**" if picks.get(family) == arm else ""
