@@ -359,8 +359,8 @@ class SSECallback(TrainerCallback, ExportableState):
         stats = self.handle.stats()
         groups = {"word_pieces": [role for role in stats if role in INPUT_ROLES]}
         groups.update({role: [role] for role in stats if role not in INPUT_ROLES})
-        current_p = self.handle.current_p()
-        metrics = {"sse/p": self.handle.p}
+        effective_p = self.handle.effective_p_by_role()
+        metrics = {"sse/p": self.handle.effective_p}
         for group, roles in groups.items():
             eligible = sum(stats[role]["tokens_eligible"] for role in roles)
             swapped = sum(stats[role]["tokens_swapped"] for role in roles)
@@ -370,7 +370,7 @@ class SSECallback(TrainerCallback, ExportableState):
             if group == "word_pieces":
                 metrics["sse/swap_rate"] = rate
             else:
-                metrics[f"sse/{group}/p"] = current_p[group]
+                metrics[f"sse/{group}/p"] = effective_p[group]
                 metrics[f"sse/{group}/swap_rate"] = rate
         return metrics
 

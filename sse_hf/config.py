@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .schedule import SCHEDULES
-from .scope import SWAP_TOKENS
+from .swap_tokens import SWAP_TOKENS
 
 CONFIG_NAME = "sse_config.json"
 

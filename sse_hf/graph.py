@@ -2,7 +2,7 @@
 
 An `SSEGraph` is a weighted, directed token graph stored once in compact CSR form on the CPU (`offsets`,
 `neighbors`, per-row `cumulative_weights`), from which it derives the five per-slot Walker alias tables
-the sampling kernel `sse_hf.kernels.swap_graph` reads; `to(device)` copies only those five. It is built
+the sampling function `sse_hf.sampling.swap_graph` reads; `to(device)` copies only those five. It is built
 with `from_edges` from id arrays, or by the `from_*` classmethods from what `sse_hf.graph_sources`
 reads (mappings, files, scipy matrices, the model's own embeddings). `prepare_graph` turns whatever a
 user passed into the graph a hook samples from.
@@ -22,13 +22,13 @@ from torch import nn
 
 from . import graph_sources
 from .graph_sources import check_positive_int
-from .kernels import ALIAS_BITS
+from .sampling import ALIAS_BITS
 from .vocabulary import Vocabulary, resolve_vocabulary
 
 GRAPH_FORMAT = "sse_hf.graph"
 GRAPH_FORMAT_VERSION = "1"
 
-# What swap_graph reads, per device (see sse_hf.kernels.SSEGraphTables); the CSR itself stays on the CPU.
+# What swap_graph reads, per device (see sse_hf.sampling.SSEGraphTables); the CSR itself stays on the CPU.
 _SAMPLING_TABLES = ("row_start", "row_degree", "alias_threshold", "neighbor_table", "alias_table")
 _ALIAS_SCALE = 1 << ALIAS_BITS
 # Scaled weights within this of 1 count as "large" in the alias build, so float rounding never leaves a
@@ -309,7 +309,7 @@ class SSEGraph:
     def _from(cls, edges: graph_sources.Edges, undirected: bool) -> SSEGraph:
         return cls.from_edges(
             edges.sources, edges.targets, edges.weights, vocab_size=edges.vocab_size, undirected=undirected,
-            metadata={"source": edges.source},
+            metadata={"source": edges.origin},
         )
 
     @classmethod

@@ -24,13 +24,14 @@ _EXAMPLES = 5
 
 
 class Edges(NamedTuple):
-    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, where they came from."""
+    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, and `origin`, the
+    words that name where they came from ("dict", "file edges.tsv", "scipy") in messages and the graph's metadata."""
 
     sources: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
     vocab_size: int
-    source: str
+    origin: str
 
 
 def check_positive_int(name: str, value: Any) -> int:

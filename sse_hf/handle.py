@@ -19,10 +19,10 @@ from torch import nn
 
 from .config import SSEConfig, _check_probability
 from .discovery import declared_rows, find_token_embeddings, refresh_compiled, unwrap_model
-from .kernels import swap_labels
+from .sampling import swap_labels
 from .samplers import GraphSampler, UniformSampler
 from .schedule import adaptive_factor, schedule_factor
-from .scope import IGNORE_INDEX, restrict_swap, scope_mask
+from .swap_tokens import IGNORE_INDEX, restrict_swap, scope_mask
 from .vocabulary import Vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -199,7 +199,7 @@ class SSEHandle:
 
     def __repr__(self) -> str:
         state = "attached" if self.is_attached else "removed"
-        roles = ", ".join(f"{role}: p={p:g}" for role, p in self.current_p().items())
+        roles = ", ".join(f"{role}: p={p:g}" for role, p in self.effective_p_by_role().items())
         return f"SSEHandle({type(self.model).__name__}, {roles}, {state})"
 
     @property
@@ -209,19 +209,21 @@ class SSEHandle:
 
     # ----- p ----------------------------------------------------------------------------------
     @property
-    def p(self) -> float:
-        """The current swap probability of the word-piece inputs (the encoder's, for encoder-decoders)."""
+    def effective_p(self) -> float:
+        """The swap probability in force now for the word-piece inputs (the encoder's, for encoder-decoders): the
+        base p (`config.p`, or what `set_base_p` set) times the schedule's factor."""
         return self._lookups[0].base_p * self.factor
 
-    def current_p(self) -> dict[str, float]:
+    def effective_p_by_role(self) -> dict[str, float]:
         """The swap probability in force now, per role (schedule applied); "labels" when label SSE is on."""
         current = {lookup.role: lookup.base_p * self.factor for lookup in self._lookups}
         if self._labels.base_p > 0:
             current["labels"] = self._labels.base_p * self.factor
         return current
 
-    def set_p(self, p: float, decoder_p: float | None = None) -> None:
-        """Set the word-piece swap probability (and the decoder's) from the next forward pass on."""
+    def set_base_p(self, p: float, decoder_p: float | None = None) -> None:
+        """Set the base word-piece swap probability (and the decoder's) from the next forward pass on; the schedule's
+        factor still multiplies it (see `effective_p`). `config` keeps the values it was patched with."""
         _check_probability("p", p)
         if decoder_p is not None:
             _check_probability("decoder_p", decoder_p)

@@ -111,9 +111,9 @@ def test_double_patch_is_an_error_unless_replace(tokenizer):
     first = patch_model(model, p=0.1, tokenizer=tokenizer)
     with pytest.raises(AlreadyPatchedError, match="already has SSE attached.*replace=True"):
         patch_model(model, p=0.2, tokenizer=tokenizer)
-    assert first.is_attached and first.p == 0.1
+    assert first.is_attached and first.effective_p == 0.1
     second = patch_model(model, p=0.2, tokenizer=tokenizer, replace=True)
-    assert not first.is_attached and get_handle(model) is second and second.p == 0.2
+    assert not first.is_attached and get_handle(model) is second and second.effective_p == 0.2
     pre_hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
     assert pre_hooks == 3  # one each on the embedding, its holder and the model: the first handle's are gone
     assert unpatch_model(model) is True and unpatch_model(model) is False
@@ -123,7 +123,7 @@ def test_double_patch_is_an_error_unless_replace(tokenizer):
 def test_keyword_overrides_and_bad_arguments(tokenizer):
     model = tiny_bert()
     handle = patch_model(model, SSEConfig(p=0.1, seed=3), tokenizer=tokenizer, p=0.25)
-    assert handle.p == 0.25 and handle.config.seed == 3
+    assert handle.effective_p == 0.25 and handle.config.seed == 3
     handle.remove()
     with pytest.raises(TypeError, match="Unknown SSEConfig field"):
         patch_model(model, tokenizer=tokenizer, probability=0.1)
@@ -209,14 +209,14 @@ def test_set_p_enabled_and_reset_stats(tokenizer):
     ids = word_ids()
     model(input_ids=ids)
     assert torch.equal(records[-1], ids)
-    handle.set_p(1.0)
+    handle.set_base_p(1.0)
     model(input_ids=ids)
-    assert handle.p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
+    assert handle.effective_p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
     handle.enabled = False
     model(input_ids=ids)
     assert torch.equal(records[-1], ids)
     with pytest.raises(ValueError, match=r"SSEConfig\.p"):
-        handle.set_p(1.5)
+        handle.set_base_p(1.5)
     handle.reset_stats()
     assert handle.tokens_seen == 0 and handle.tokens_swapped == 0 and handle.swap_rate == 0.0
 
@@ -379,7 +379,7 @@ def test_tokens_seen_while_p_is_zero_are_counted_as_seen_and_not_swapped(tokeniz
     plain = model(input_ids=ids).logits
     handle = patch_model(model, p=0.0 if schedule == "p0" else 0.5, tokenizer=tokenizer)
     if schedule == "set_p":
-        handle.set_p(0.0)
+        handle.set_base_p(0.0)
     torch.manual_seed(1)
     assert torch.equal(model(input_ids=ids).logits, plain)  # counting draws nothing: dropout sees the same numbers
     eligible = int(((ids >= 8) & (ids < 48)).sum())

@@ -1,4 +1,4 @@
-"""Which input positions SSE may swap: every token, the prompt only, or the completion only (SFT data)."""
+"""`SSEConfig.swap_tokens`: the input positions SSE may swap: every token, the prompt only, or the completion."""
 
 from __future__ import annotations
 
