@@ -19,6 +19,7 @@ from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
 from .patch import patch_model
 from .vocabulary import as_tokenizer
 from .search import trial_config
+from .validation import is_integer, is_number
 
 GRAPH_NAME = "sse_graph.safetensors"  # the kNN graph of graph="knn", kept in each checkpoint for an exact resume
 
@@ -159,7 +160,7 @@ def _stored_counts(stored: Any) -> dict[str, list[int]]:
         isinstance(role, str)
         and isinstance(values, list)
         and len(values) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        and all(is_integer(v) and v >= 0 for v in values)
         and values[2] <= values[1] <= values[0]
         for role, values in counts.items()
     )
@@ -181,9 +182,6 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
     value = attributes.get("adaptive") if isinstance(attributes, dict) else None
     if value is None:
         return None
-    def is_number(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool)
-
     reference, factor = (value.get(key) for key in ("reference_loss", "factor")) if isinstance(value, dict) else ("", None)
     if not (reference is None or is_number(reference)) or not (is_number(factor) and 0.0 <= factor <= 1.0):
         raise ValueError(

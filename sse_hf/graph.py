@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from . import graph_sources
-from .graph_sources import check_positive_int
 from .sampling import ALIAS_BITS
+from .validation import check_positive_int
 from .vocabulary import Vocabulary, resolve_vocabulary
 
 GRAPH_FORMAT = "sse_hf.graph"

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from .validation import check_positive_int, is_integer, is_number
 from .vocabulary import resolve_vocabulary
 
 # How many unknown tokens a warning quotes.
@@ -32,13 +33,6 @@ class Edges(NamedTuple):
     weights: torch.Tensor
     vocab_size: int
     origin: str
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    """`value` if it is a positive int, else a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None) -> Edges:
@@ -106,7 +100,7 @@ def _check_json_readings(path: str, mapping: dict) -> None:
     """Refuse a JSON graph whose keys (always strings in JSON) would be read as token text beside integer-id values:
     `json.dump` writes an `{id: [ids]}` dict that way, and "1996" would then be the token, not the id 1996."""
     values = [v for neighbours in mapping.values() for v in (neighbours if isinstance(neighbours, list) else [])]
-    if any(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if any(is_integer(v) for v in values):
         example = next(iter(mapping))
         raise ValueError(
             f"{path}: the keys are token strings (JSON keys always are, e.g. {example!r}) but the values are integer "
@@ -198,8 +192,7 @@ def knn_rows(
     if weighting not in ("softmax", "uniform"):
         raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
     if weighting == "softmax" and (
-        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-        or not math.isfinite(temperature) or temperature <= 0
+        not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0
     ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
     chunk_size = check_positive_int("chunk_size", chunk_size)
@@ -223,7 +216,7 @@ def knn_rows(
         keep[torch.tensor(inside, dtype=torch.long)] = False
     candidates = keep.nonzero().squeeze(1)
     count = candidates.numel()
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < count:
+    if not is_integer(k) or not 1 <= k < count:
         raise ValueError(
             f"k must be an integer with 1 <= k < {count} (the number of candidate tokens: {vocab_size} ids minus "
             f"{vocab_size - count} special, reserved or excluded ones), got {k!r}."
@@ -274,7 +267,7 @@ def knn_rows(
 
 # ----- readers and conversions ----------------------------------------------------------------
 def _as_weight(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError(f"The weight of {where} must be a number, got {value!r}.")
     return float(value)
 
@@ -283,7 +276,7 @@ def _key(token: Any) -> tuple[str, Any]:
     """A hashable key that keeps the id 12 and the token string "12" apart."""
     if isinstance(token, str):
         return ("token", token)
-    if isinstance(token, bool) or not hasattr(token, "__index__"):
+    if not is_integer(token):
         raise ValueError(f"Graph tokens must be token strings or integer ids, got {token!r} ({type(token).__name__}).")
     return ("id", int(token))
 

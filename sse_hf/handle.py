@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import SSEConfig, _check_probability
+from .config import SSEConfig
 from .discovery import declared_rows, find_token_embeddings, refresh_compiled, unwrap_model
 from .sampling import swap_labels
 from .samplers import GraphSampler, UniformSampler
 from .schedule import adaptive_factor, schedule_factor
 from .swap_tokens import IGNORE_INDEX, restrict_swap, scope_mask
+from .validation import check_probability
 from .vocabulary import Vocabulary
 
 # The roles of word-piece lookups; other hooked tables are named by their module path.
@@ -224,9 +225,9 @@ class SSEHandle:
     def set_base_p(self, p: float, decoder_p: float | None = None) -> None:
         """Set the base word-piece swap probability (and the decoder's) from the next forward pass on; the schedule's
         factor still multiplies it (see `effective_p`). `config` keeps the values it was patched with."""
-        _check_probability("p", p)
+        p = check_probability("SSEConfig.p (set_base_p)", p)
         if decoder_p is not None:
-            _check_probability("decoder_p", decoder_p)
+            decoder_p = check_probability("SSEConfig.decoder_p (set_base_p)", decoder_p)
         for lookup in self._lookups:
             if lookup.role == "decoder":
                 if decoder_p is not None:
