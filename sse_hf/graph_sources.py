@@ -1,8 +1,8 @@
 """Reading token graphs from what users have: `{token: neighbours}` mappings, edge-list and JSON files,
 scipy sparse matrices, and the model's own input embeddings (each token's k nearest neighbours).
 
-Each reader returns plain edges (or, for kNN, CSR rows); `SSEGraph`'s `from_*` classmethods build
-the graph from them.
+Every user graph but a saved `SSEGraph` and kNN is read into one form, `Edges` (`read_edges` picks the reader),
+which `SSEGraph.from_source_edges` builds into a graph once; kNN yields CSR rows directly.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class Edges(NamedTuple):
     origin: str
 
 
-def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+def dict_edges(
+    mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None, origin: str = "dict"
+) -> Edges:
     """The edges of a `{token: neighbours}` mapping (see `SSEGraph.from_dict`)."""
     if not isinstance(mapping, Mapping):
         raise TypeError(f"from_dict expects a mapping from token to neighbours, got {type(mapping).__name__}.")
@@ -54,7 +56,7 @@ def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | 
             sources.append(source)
             targets.append(target)
             weights.append(_as_weight(weight, f"edge {source!r} -> {target!r}"))
-    return token_edges(sources, targets, weights, tokenizer, vocab_size, "dict")
+    return token_edges(sources, targets, weights, tokenizer, vocab_size, origin)
 
 
 def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
@@ -74,8 +76,25 @@ def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int 
     return token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
 
 
-def json_mapping(path: str | os.PathLike) -> Any:
-    """The `{token: neighbours}` mapping of a `.json` graph file."""
+def read_edges(graph: Any, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `{token: neighbours}` mapping, a `.json` mapping file, a `.tsv`/`.txt`/`.jsonl` edge list or a
+    scipy sparse matrix (for a matrix, `vocab_size` checks its shape)."""
+    if isinstance(graph, Mapping):
+        return dict_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    if isinstance(graph, (str, os.PathLike)):
+        if os.fspath(graph).endswith(".json"):
+            return json_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+        return edge_file_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    if hasattr(graph, "tocoo"):
+        return scipy_edges(graph, vocab_size=vocab_size)
+    raise TypeError(
+        "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
+        f"'knn', got {type(graph).__name__}."
+    )
+
+
+def json_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `.json` graph file holding a `{token: neighbours}` mapping; errors name the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
@@ -93,7 +112,10 @@ def json_mapping(path: str | os.PathLike) -> Any:
             f"{type(mapping).__name__}."
         )
     _check_json_readings(path, mapping)
-    return mapping
+    try:
+        return dict_edges(mapping, tokenizer=tokenizer, vocab_size=vocab_size, origin=f"file {os.path.basename(path)}")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _check_json_readings(path: str, mapping: dict) -> None:
@@ -131,7 +153,7 @@ def scipy_edges(matrix: Any, *, vocab_size: int | None = None) -> Edges:
     )
 
 
-def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, source: str) -> Edges:
+def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, origin: str) -> Edges:
     """Edges between tokens given as strings or ids: strings become ids, unknown ones are dropped with a warning."""
     if vocab_size is None:
         if tokenizer is None:
@@ -150,10 +172,10 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
             kept_targets.append(t_id)
             kept_weights.append(w)
     if not sources:
-        raise ValueError(f"The graph ({source}) holds no edges. Give at least one edge between two different tokens.")
+        raise ValueError(f"The graph ({origin}) holds no edges. Give at least one edge between two different tokens.")
     if not kept_sources:
         raise ValueError(
-            f"all {len(sources)} edge(s) of the graph ({source}) were dropped: their tokens are not in the vocabulary "
+            f"all {len(sources)} edge(s) of the graph ({origin}) were dropped: their tokens are not in the vocabulary "
             f"of {type(tokenizer).__name__} (e.g. {unknown[0][1]!r}). Was the graph written for another tokenizer?"
         )
     if unknown:
@@ -161,7 +183,7 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
         examples = ", ".join(repr(token[1]) for token in unknown[:_EXAMPLES])
         more = f" and {len(unknown) - _EXAMPLES} more" if len(unknown) > _EXAMPLES else ""
         warnings.warn(
-            f"sse_hf: {len(unknown)} token(s) of the graph ({source}) are not in the vocabulary of "
+            f"sse_hf: {len(unknown)} token(s) of the graph ({origin}) are not in the vocabulary of "
             f"{type(tokenizer).__name__}, so their {dropped} edge(s) were dropped: {examples}{more}.",
             UserWarning,
             stacklevel=4,
@@ -171,7 +193,7 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
         torch.tensor(kept_targets, dtype=torch.int64),
         torch.tensor(kept_weights, dtype=torch.float64),
         vocab_size,
-        source,
+        origin,
     )
 
 

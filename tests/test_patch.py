@@ -202,7 +202,7 @@ def test_seed_makes_swaps_reproducible(tokenizer):
     assert torch.equal(results[0], results[1])
 
 
-def test_set_p_enabled_and_reset_stats(tokenizer):
+def test_set_base_p_disabled_and_reset_stats(tokenizer):
     model = tiny_bert().train()
     handle = patch_model(model, p=0.0, tokenizer=tokenizer)
     records, _ = record_lookups(model.get_input_embeddings())
@@ -212,13 +212,31 @@ def test_set_p_enabled_and_reset_stats(tokenizer):
     handle.set_base_p(1.0)
     model(input_ids=ids)
     assert handle.effective_p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
-    handle.enabled = False
-    model(input_ids=ids)
+    with handle.disabled():
+        model(input_ids=ids)
     assert torch.equal(records[-1], ids)
     with pytest.raises(ValueError, match=r"SSEConfig\.p"):
         handle.set_base_p(1.5)
     handle.reset_stats()
     assert handle.tokens_seen == 0 and handle.tokens_swapped == 0 and handle.swap_rate == 0.0
+
+
+def test_disabled_is_a_temporary_off_switch_that_nests_and_survives_errors(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids()
+    assert not hasattr(handle, "enabled")  # no bare public flag: the context manager is the switch
+    with handle.disabled() as same:
+        assert same is handle
+        with handle.disabled():
+            model(input_ids=ids)
+        model(input_ids=ids)  # still off after the inner block
+        assert torch.equal(records[-1], ids) and handle.tokens_seen == 0
+    with pytest.raises(RuntimeError, match="boom"), handle.disabled():
+        raise RuntimeError("boom")
+    model(input_ids=ids)  # on again, even after the error
+    assert not torch.equal(records[-1], ids) and handle.tokens_swapped > 0
 
 
 def test_training_step_updates_swapped_rows(tokenizer):
