@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schedule import SCHEDULES
-from .swap_tokens import SWAP_TOKENS
+from .schedule import SCHEDULES, PSchedule
+from .swap_tokens import SWAP_TOKENS, SwapTokens
 from .validation import check_fraction, check_positive_int, check_probability, is_integer
 
 CONFIG_NAME = "sse_config.json"
@@ -66,7 +66,7 @@ class SSEConfig:
             'e.g. {"token_type_embeddings": 0.05}. Replacements are uniform over the table\'s rows.'
         },
     )
-    p_schedule: str = field(
+    p_schedule: PSchedule = field(
         default="constant",
         metadata={
             "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}: p times a factor "
@@ -98,7 +98,7 @@ class SSEConfig:
             "tokenizer's special, padding, mask and reserved tokens."
         },
     )
-    swap_tokens: str = field(
+    swap_tokens: SwapTokens = field(
         default="all",
         metadata={
             "help": f"Which input tokens may be swapped: one of {list(SWAP_TOKENS)}. 'prompt' and 'completion' "

@@ -9,10 +9,13 @@ under-fits and rises as it starts to fit its training data closely (the regime w
 from __future__ import annotations
 
 import math
-from typing import Any
+import typing
+from typing import Any, Literal
 
-STEP_SCHEDULES = ("constant", "linear_warmup", "linear_decay", "cosine")
-SCHEDULES = (*STEP_SCHEDULES, "adaptive")
+# The p schedules by name: the type of SSEConfig.p_schedule, so that --help lists the choices.
+PSchedule = Literal["constant", "linear_warmup", "linear_decay", "cosine", "adaptive"]
+SCHEDULES = typing.get_args(PSchedule)
+STEP_SCHEDULES = tuple(name for name in SCHEDULES if name != "adaptive")
 
 
 def schedule_factor(schedule: str, step: int, total_steps: int, warmup_ratio: float = 0.0) -> float:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import torch
 
-SWAP_TOKENS = ("all", "prompt", "completion")
+# The choices of SSEConfig.swap_tokens: its type, so that --help lists them.
+SwapTokens = Literal["all", "prompt", "completion"]
+SWAP_TOKENS = typing.get_args(SwapTokens)
 IGNORE_INDEX = -100
 
 
