@@ -37,7 +37,10 @@ def get_handle(model: nn.Module) -> SSEHandle | None:
 
 def _is_compiled(model: nn.Module) -> bool:
     """True for `torch.compile(model)` wrappers and for models compiled in place with `model.compile()`."""
-    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or getattr(model, "_compiled_call_impl", None) is not None
+    return (
+        isinstance(getattr(model, "_orig_mod", None), nn.Module)
+        or getattr(model, "_compiled_call_impl", None) is not None
+    )
 
 
 def _refresh_compiled(model: nn.Module, base: nn.Module) -> None:

@@ -121,7 +121,9 @@ class SwapHooks:
                 "SSE is skipped. Use it with single-label classification.",
             )
             return None
-        swap = swap_labels(labels, p, self.labels.num_classes, self.streams.generator(labels.device) if p > 0 else None)
+        swap = swap_labels(
+            labels, p, self.labels.num_classes, self.streams.generator(labels.device) if p > 0 else None
+        )
         self.labels.counts.add(swap.eligible, swap.swapped)
         return (args, {**kwargs, "labels": swap.ids}) if p > 0 else None
 
@@ -130,16 +132,15 @@ class SwapHooks:
         """Per training forward of the model or an embedding's holder: the hooked embeddings are still in place, and
         input ids (not `inputs_embeds`) are used. Python attribute lookups only: no host sync."""
         if not self.active(module):
-            return None
+            return
         self._check_embeddings_in_place()
-        if "inputs_embeds" not in self._warned and kwargs.get("inputs_embeds") is not None:
-            if kwargs.get("input_ids") is None and not args and not self._looked_up:
-                self._warn_once(
-                    "inputs_embeds",
-                    f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "
-                    "cannot swap token ids and these steps train without SSE. Pass input_ids to use SSE.",
-                )
-        return None
+        embeds_only = kwargs.get("inputs_embeds") is not None and kwargs.get("input_ids") is None and not args
+        if embeds_only and not self._looked_up:
+            self._warn_once(
+                "inputs_embeds",
+                f"sse_hf: {type(module).__name__} was called with inputs_embeds instead of input_ids, so SSE "
+                "cannot swap token ids and these steps train without SSE. Pass input_ids to use SSE.",
+            )
 
     def _check_embeddings_in_place(self) -> None:
         """A clear error when a hooked word-piece embedding module was replaced: its hook would never fire again."""

@@ -44,4 +44,3 @@ class DetachedHook:
                 del hooks[key]
                 for extra in _COMPANION_DICTS:
                     getattr(module, extra, {}).pop(key, None)
-        return None

@@ -10,7 +10,6 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-
 # SSE-Graph draws one 62-bit integer per token: its high 31 bits pick a slot of the token's row, its low 31
 # bits decide between the slot's own neighbour and its alias (Walker's alias method, O(1) per token). A
 # global searchsorted over all edges was tried first: ~100 ns per token of dependent cache misses, 0.15x

@@ -10,7 +10,9 @@ import torch
 
 def process_rank() -> int:
     """This process's rank under torch.distributed, else 0."""
-    return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    return (
+        torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    )
 
 
 def stream_seed(seed: int, rank: int, step: int) -> int:

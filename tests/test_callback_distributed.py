@@ -30,11 +30,11 @@ def _folder(parent: str, name: str) -> Path:
 
 
 def _process(rank: int, port: int, out_dir: str) -> None:
+    from tiny_models import tiny_bert, tiny_tokenizer, word_ids
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
     from sse_hf import SSECallback
     from sse_hf.statistics import sum_across_processes
-    from tiny_models import tiny_bert, tiny_tokenizer, word_ids
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:

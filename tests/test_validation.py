@@ -25,8 +25,13 @@ def test_integers_and_numbers_are_defined_once():
 
 def test_numpy_scalars_are_accepted_in_every_module(tmp_path):
     config = SSEConfig(
-        p=np.float32(0.25), label_p=np.float64(0.1), graph_k=np.int64(3), table_p={"t": np.float32(0.5)},
-        p_schedule="cosine", p_warmup_ratio=np.float32(0.5), adaptive_start=np.float32(0.5),
+        p=np.float32(0.25),
+        label_p=np.float64(0.1),
+        graph_k=np.int64(3),
+        table_p={"t": np.float32(0.5)},
+        p_schedule="cosine",
+        p_warmup_ratio=np.float32(0.5),
+        adaptive_start=np.float32(0.5),
         adaptive_full=np.float64(0.25),
     )
     assert type(config.p) is float and type(config.graph_k) is int and type(config.table_p["t"]) is float
