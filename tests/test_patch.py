@@ -403,3 +403,26 @@ def test_tokens_seen_while_p_is_zero_are_counted_as_seen_and_not_swapped(tokeniz
     eligible = int(((ids >= 8) & (ids < 48)).sum())
     assert handle.stats()["input"] == {"tokens_seen": ids.numel(), "tokens_eligible": eligible, "tokens_swapped": 0,
                                        "swap_rate": 0.0}  # fmt: skip
+
+
+def test_attach_registers_the_handle_and_remove_unregisters_it(tokenizer):
+    """The life cycle has one owner: SSEHandle.attach writes the registry get_handle reads, remove deletes from it."""
+    from sse_hf import SSEHandle
+    from sse_hf.lookups import Lookup
+    from sse_hf.samplers import UniformSampler
+    from sse_hf.vocabulary import resolve_vocabulary
+
+    model = tiny_bert().train()
+    vocabulary = resolve_vocabulary(model.config, tokenizer)
+    embedding = model.get_input_embeddings()
+    lookup = Lookup("input", embedding, UniformSampler(vocabulary.candidates, embedding.num_embeddings), 1.0)
+    handle = SSEHandle(model, SSEConfig(p=1.0), vocabulary, [lookup])
+    assert get_handle(model) is None and not handle.is_attached  # built, not attached: not registered
+    handle.attach()
+    assert get_handle(model) is handle and handle.is_attached
+    model(input_ids=word_ids())
+    assert handle.tokens_swapped > 0
+    handle.remove()
+    assert get_handle(model) is None and not handle.is_attached
+    handle.attach()  # a removed handle stays removed
+    assert get_handle(model) is None and not handle.is_attached
