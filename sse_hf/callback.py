@@ -60,8 +60,8 @@ def _on_stack(predicate) -> dict | None:
 
 
 def _running_trainer(callback: TrainerCallback) -> tuple[Any, CallbackHandler | None, Any]:
-    """The Trainer whose `train()` dispatches the current event to `callback`, its CallbackHandler and the
-    checkpoint it resumes from; (None, None, None) outside `Trainer.train()` (a setfit trainer, a direct call)."""
+    """The trainer whose CallbackHandler dispatches the current event to `callback`, that handler and the checkpoint
+    the trainer resumes from; (None, None, None) when no handler dispatches it (an event method called directly)."""
 
     def dispatches(obj: Any) -> bool:
         return isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks)
