@@ -15,10 +15,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import SSEConfig
 from .graph import SSEGraph
-from .handle import WORD_PIECE_ROLES, SSEHandle, get_handle
+from .handle import SSEHandle, get_handle
+from .lookups import WORD_PIECE_ROLES
 from .patch import patch_model
-from .vocabulary import as_tokenizer
 from .search import trial_config
+from .statistics import stats_of, sum_across_processes, word_piece_totals
+from .validation import is_integer, is_number
+from .vocabulary import as_tokenizer
 
 GRAPH_NAME = "sse_graph.safetensors"  # the kNN graph of graph="knn", kept in each checkpoint for an exact resume
 
@@ -31,6 +34,18 @@ def _trained_module(model: Any, event_kwargs: dict) -> Any:
     return model
 
 
+# ----- THE workaround: reading the running Trainer off the call stack -------------------------------------------
+# transformers gives a callback no handle on the Trainer or its CallbackHandler, yet SSECallback needs them for
+# three things a plain callback cannot do:
+#  * CallbackHandler calls the callbacks in list order, and Trainer puts its reporting callbacks (report_to:
+#    TensorBoard, W&B, ...) before the user's; `Trainer.log` also appends a copy of `logs` to `state.log_history`
+#    before `on_log`. So what a user callback adds to `logs` reaches neither the trackers nor log_history, unless
+#    the callback runs first (`_move_to_front`) and updates the copy too (`on_log`).
+#    tests/test_callback.py::test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log fails when
+#    transformers changes this order, and this workaround can then go.
+#  * one SSECallback per Trainer, checked against the handler's list;
+#  * the Trainer's `compute_loss_func`, `resume_from_checkpoint` and trial output folder (`_get_output_dir`).
+# Everything that walks the stack is in the two functions below.
 def _on_stack(predicate) -> dict | None:
     """The locals of the innermost caller whose `self` satisfies `predicate`, found on the call stack."""
     frame = inspect.currentframe()
@@ -44,18 +59,19 @@ def _on_stack(predicate) -> dict | None:
     return None
 
 
-def _calling_handler(callback: TrainerCallback) -> CallbackHandler | None:
-    """The `CallbackHandler` that is dispatching the current event to `callback`, found on the call stack."""
-    found = _on_stack(lambda obj: isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks))
-    return None if found is None else found["self"]
+def _running_trainer(callback: TrainerCallback) -> tuple[Any, CallbackHandler | None, Any]:
+    """The trainer whose CallbackHandler dispatches the current event to `callback`, that handler and the checkpoint
+    the trainer resumes from; (None, None, None) when no handler dispatches it (an event method called directly)."""
 
+    def dispatches(obj: Any) -> bool:
+        return isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks)
 
-def _calling_trainer() -> tuple[Any, Any]:
-    """The `Trainer` whose `train()` is running (found on the call stack) and the checkpoint it resumes from."""
-    from transformers import Trainer  # imported here: the trainer module is heavy and only needed once training runs
-
-    found = _on_stack(lambda obj: isinstance(obj, Trainer))
-    return (None, None) if found is None else (found["self"], found.get("resume_from_checkpoint"))
+    handler = _on_stack(dispatches)
+    handler = None if handler is None else handler["self"]
+    found = _on_stack(lambda obj: getattr(obj, "callback_handler", None) is handler is not None)
+    if found is None:
+        return None, handler, None
+    return found["self"], handler, found.get("resume_from_checkpoint")
 
 
 def _check_label_sse_reaches_the_labels(args, trainer, config: SSEConfig) -> None:
@@ -111,44 +127,6 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
         )
 
 
-def _trainer_of(callback: TrainerCallback) -> Any:
-    """The Trainer whose callbacks include `callback` and that is running the current event, found on the call stack."""
-
-    def match(obj: Any) -> bool:
-        handler = getattr(obj, "callback_handler", None)
-        return isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks)
-
-    found = _on_stack(match)
-    return None if found is None else found["self"]
-
-
-class _StatsView(dict):
-    """`SSECallback.stats` as a dict that is also callable: `stats()` is the API (as on `SSEHandle`); indexing
-    `stats` directly still works for code written when it was a property, with a DeprecationWarning."""
-
-    def __init__(self, stats: dict[str, dict[str, float]]):
-        super().__init__(stats)
-        self._stats = stats
-
-    def __call__(self) -> dict[str, dict[str, float]]:
-        return self._stats
-
-    def _deprecated(name):
-        def method(self, *args, **kwargs):
-            warnings.warn(
-                "SSECallback.stats is a method now, like SSEHandle.stats(): call callback.stats().",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return getattr(dict, name)(self, *args, **kwargs)
-
-        return method
-
-    for _name in ("__getitem__", "__iter__", "__contains__", "__len__", "keys", "values", "items", "get"):
-        locals()[_name] = _deprecated(_name)
-    del _name, _deprecated
-
-
 def _stored_counts(stored: Any) -> dict[str, list[int]]:
     """The counts an SSECallback saved in a checkpoint's trainer_state.json; a clear error if they are corrupted."""
     if stored is None:
@@ -159,7 +137,7 @@ def _stored_counts(stored: Any) -> dict[str, list[int]]:
         isinstance(role, str)
         and isinstance(values, list)
         and len(values) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
+        and all(is_integer(v) and v >= 0 for v in values)
         and values[2] <= values[1] <= values[0]
         for role, values in counts.items()
     )
@@ -181,9 +159,6 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
     value = attributes.get("adaptive") if isinstance(attributes, dict) else None
     if value is None:
         return None
-    def is_number(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool)
-
     reference, factor = (value.get(key) for key in ("reference_loss", "factor")) if isinstance(value, dict) else ("", None)
     if not (reference is None or is_number(reference)) or not (is_number(factor) and 0.0 <= factor <= 1.0):
         raise ValueError(
@@ -231,7 +206,7 @@ class SSECallback(TrainerCallback, ExportableState):
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         model = _trained_module(model, kwargs)
-        handler = _calling_handler(self)
+        trainer, handler, resume_from = _running_trainer(self)
         if handler is not None and sum(isinstance(cb, SSECallback) for cb in handler.callbacks) > 1:
             raise ValueError(
                 "This Trainer has more than one SSECallback: one SSECallback per Trainer is allowed (each would patch "
@@ -254,7 +229,6 @@ class SSECallback(TrainerCallback, ExportableState):
             )
         if getattr(state, "trial_params", None) is not None:  # a hyperparameter_search trial: its own SSE fields
             saved = self._start_trial(state, saved)
-        trainer, resume_from = _calling_trainer()
         _check_label_sse_reaches_the_labels(args, trainer, self.config)
         tokenizer = self.tokenizer if self.tokenizer is not None else as_tokenizer(processing_class, "", strict=False)
         stored = _stored_counts(saved)  # both checked before anything changes
@@ -272,8 +246,8 @@ class SSECallback(TrainerCallback, ExportableState):
             self._previous = stored
         if adaptive is not None:
             self.handle.reference_loss, self.handle.factor = adaptive
-        self._move_to_front()
-        self._run_dir = self._output_dir(args, state)
+        self._move_to_front(handler)
+        self._run_dir = self._output_dir(args, state, trainer)
         if state.is_world_process_zero and self._run_dir:
             self.config.save_pretrained(self._run_dir)
 
@@ -303,10 +277,13 @@ class SSECallback(TrainerCallback, ExportableState):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.handle is None or logs is None or not any(key in logs for key in ("loss", "train_loss")):
             return
+        # Every process logs (the reporters pick the main one): sum this run's counts over the processes first, as
+        # transformers' MoERouterHealthCallback all-reduces, so the rates are the global ones. One process: as they are.
+        run_counts = sum_across_processes(self.handle.counts())
         # Step logs get the rate since the previous log; the end-of-training summary the overall rate.
-        metrics = self._interval_metrics()
+        metrics = self._interval_metrics(stats_of(run_counts))
         if "train_loss" in logs:  # each logged rate over all training, role by role as in the step logs
-            overall = self.stats()
+            overall = stats_of(self._counts(run_counts))
             inputs = [overall[role] for role in overall if role in INPUT_ROLES]
             eligible, swapped = (sum(s[key] for s in inputs) for key in ("tokens_eligible", "tokens_swapped"))
             metrics["sse/swap_rate"] = swapped / eligible if eligible else 0.0
@@ -344,23 +321,21 @@ class SSECallback(TrainerCallback, ExportableState):
         self._previous, self._adaptive = {}, None
         return None
 
-    def _output_dir(self, args, state) -> str | None:
+    def _output_dir(self, args, state, trainer) -> str | None:
         """Where Trainer writes this run's checkpoints: `output_dir`, or the trial's `run-N` folder under a search."""
         if getattr(state, "trial_params", None) is None:
             return args.output_dir
-        trainer = _trainer_of(self)
         if trainer is None or not callable(getattr(trainer, "_get_output_dir", None)):
             return args.output_dir
         return trainer._get_output_dir(getattr(trainer, "_trial", None))
 
-    def _interval_metrics(self) -> dict[str, float]:
+    def _interval_metrics(self, stats: dict[str, dict[str, float]]) -> dict[str, float]:
         """sse/p and sse/swap_rate for the (encoder) inputs; sse/<role>/p and .../swap_rate for the decoder inputs,
-        labels and tables, each role its own rate since the previous log."""
-        stats = self.handle.stats()
+        labels and tables, each role its own rate since the previous log (`stats`: this run's counts so far)."""
         groups = {"word_pieces": [role for role in stats if role in INPUT_ROLES]}
         groups.update({role: [role] for role in stats if role not in INPUT_ROLES})
-        current_p = self.handle.current_p()
-        metrics = {"sse/p": self.handle.p}
+        effective_p = self.handle.effective_p_by_role()
+        metrics = {"sse/p": self.handle.effective_p}
         for group, roles in groups.items():
             eligible = sum(stats[role]["tokens_eligible"] for role in roles)
             swapped = sum(stats[role]["tokens_swapped"] for role in roles)
@@ -370,13 +345,13 @@ class SSECallback(TrainerCallback, ExportableState):
             if group == "word_pieces":
                 metrics["sse/swap_rate"] = rate
             else:
-                metrics[f"sse/{group}/p"] = current_p[group]
+                metrics[f"sse/{group}/p"] = effective_p[group]
                 metrics[f"sse/{group}/swap_rate"] = rate
         return metrics
 
-    def _move_to_front(self) -> None:
-        """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co."""
-        handler = _calling_handler(self)
+    def _move_to_front(self, handler: CallbackHandler | None) -> None:
+        """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co (see THE
+        workaround above)."""
         if handler is not None and handler.callbacks[0] is not self:
             handler.callbacks.remove(self)
             handler.callbacks.insert(0, self)
@@ -398,34 +373,25 @@ class SSECallback(TrainerCallback, ExportableState):
         self.handle.remove()
         self.handle = None
 
-    def _counts(self) -> dict[str, list[int]]:
-        """Per role, [seen, eligible, swapped] over all training so far (resumed runs included)."""
+    def _counts(self, run_counts: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+        """Per role, [seen, eligible, swapped] over all training so far (resumed runs included): the earlier runs'
+        counts plus this run's (`run_counts`, else this process's own)."""
         counts = {role: list(values) for role, values in self._previous.items()}
-        if self.handle is not None:
-            for role, stats in self.handle.stats().items():
-                run = [int(stats[k]) for k in ("tokens_seen", "tokens_eligible", "tokens_swapped")]
-                counts[role] = [a + b for a, b in zip(counts.get(role, [0, 0, 0]), run)]
+        if run_counts is None and self.handle is not None:
+            run_counts = self.handle.counts()
+        for role, run in (run_counts or {}).items():
+            counts[role] = [a + b for a, b in zip(counts.get(role, [0, 0, 0]), run)]
         return counts
 
-    @property
-    def stats(self) -> _StatsView:
-        """Call it: `callback.stats()`, per role (input/encoder/decoder, labels, tables), tokens seen, eligible, swapped
-        and the rate over all training so far, like `SSEHandle.stats()` (plain indexing is deprecated)."""
-        return _StatsView({
-            role: {
-                "tokens_seen": seen,
-                "tokens_eligible": eligible,
-                "tokens_swapped": swapped,
-                "swap_rate": swapped / eligible if eligible else 0.0,
-            }
-            for role, (seen, eligible, swapped) in self._counts().items()
-        })
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per role (input/encoder/decoder, labels, tables): tokens seen, eligible, swapped and the rate over all
+        training so far in this process, like `SSEHandle.stats()`. The logged `sse/*` rates sum every process."""
+        return stats_of(self._counts())
 
     @property
     def totals(self) -> list[int]:
         """Word-piece [tokens seen, eligible, swapped] over all training so far (resumed runs included)."""
-        word_pieces = [c for role, c in self._counts().items() if role in WORD_PIECE_ROLES]
-        return [sum(c[i] for c in word_pieces) for i in range(3)]
+        return word_piece_totals(self._counts(), WORD_PIECE_ROLES)
 
     @property
     def swap_rate(self) -> float:

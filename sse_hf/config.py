@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
 import os
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schedule import SCHEDULES
-from .scope import SWAP_TOKENS
+from .schedule import SCHEDULES, PSchedule
+from .swap_tokens import SWAP_TOKENS, SwapTokens
+from .validation import check_fraction, check_positive_int, check_probability, is_integer
 
 CONFIG_NAME = "sse_config.json"
-
-
-def _is_integer(value: Any) -> bool:
-    """True for Python and numpy integers, not for bools."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_probability(name: str, value: Any) -> None:
-    """Raise a ValueError naming `name` unless `value` is a real number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"SSEConfig.{name} must be a number in [0, 1], got {value!r} ({type(value).__name__}).")
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"SSEConfig.{name} must be in [0, 1], got {value!r}. Typical values are 0.01 to 0.2.")
 
 
 @dataclass
@@ -80,7 +66,7 @@ class SSEConfig:
             'e.g. {"token_type_embeddings": 0.05}. Replacements are uniform over the table\'s rows.'
         },
     )
-    p_schedule: str = field(
+    p_schedule: PSchedule = field(
         default="constant",
         metadata={
             "help": f"How every swap probability changes over training: one of {list(SCHEDULES)}: p times a factor "
@@ -112,7 +98,7 @@ class SSEConfig:
             "tokenizer's special, padding, mask and reserved tokens."
         },
     )
-    swap_tokens: str = field(
+    swap_tokens: SwapTokens = field(
         default="all",
         metadata={
             "help": f"Which input tokens may be swapped: one of {list(SWAP_TOKENS)}. 'prompt' and 'completion' "
@@ -129,16 +115,15 @@ class SSEConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_probability("p", self.p)
+        self.p = check_probability("SSEConfig.p", self.p)
         if self.decoder_p is not None:
-            _check_probability("decoder_p", self.decoder_p)
+            self.decoder_p = check_probability("SSEConfig.decoder_p", self.decoder_p)
         if self.graph is not None and (not isinstance(self.graph, str) or not self.graph):
             raise ValueError(f"SSEConfig.graph must be a file path or 'knn', got {self.graph!r}.")
         if isinstance(self.graph, str) and self.graph != "knn" and self.graph.strip().lower() == "knn":
             raise ValueError(f"SSEConfig.graph={self.graph!r}: write 'knn' (lower case) for the kNN graph.")
-        if isinstance(self.graph_k, bool) or not isinstance(self.graph_k, int) or self.graph_k < 1:
-            raise ValueError(f"SSEConfig.graph_k must be a positive integer, got {self.graph_k!r}.")
-        _check_probability("label_p", self.label_p)
+        self.graph_k = check_positive_int("SSEConfig.graph_k", self.graph_k)
+        self.label_p = check_probability("SSEConfig.label_p", self.label_p)
         if not isinstance(self.table_p, dict):
             raise ValueError(
                 f'SSEConfig.table_p must map embedding module names to probabilities, e.g. {{"token_type_embeddings": '
@@ -148,19 +133,16 @@ class SSEConfig:
         for name, value in self.table_p.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"SSEConfig.table_p keys must be embedding module names, got {name!r}.")
-            _check_probability(f"table_p[{name!r}]", value)
+            self.table_p[name] = check_probability(f"SSEConfig.table_p[{name!r}]", value)
         if self.p_schedule not in SCHEDULES:
             raise ValueError(f"SSEConfig.p_schedule must be one of {list(SCHEDULES)}, got {self.p_schedule!r}.")
-        if isinstance(self.p_warmup_ratio, bool) or not isinstance(self.p_warmup_ratio, (int, float)) or not (
-            0.0 <= self.p_warmup_ratio < 1.0
-        ):
-            raise ValueError(f"SSEConfig.p_warmup_ratio must be in [0, 1), got {self.p_warmup_ratio!r}.")
+        self.p_warmup_ratio = check_fraction(
+            "SSEConfig.p_warmup_ratio", self.p_warmup_ratio, low_open=False, high_open=True, what="a number"
+        )
         if self.p_schedule == "linear_warmup" and self.p_warmup_ratio == 0:
             raise ValueError("SSEConfig.p_schedule='linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
         for name in ("adaptive_start", "adaptive_full"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-                raise ValueError(f"SSEConfig.{name} must be a fraction in (0, 1], got {value!r}.")
+            setattr(self, name, check_fraction(f"SSEConfig.{name}", getattr(self, name), low_open=True, high_open=False))
         if self.adaptive_full >= self.adaptive_start:
             raise ValueError(
                 f"SSEConfig.adaptive_full ({self.adaptive_full}) must be below adaptive_start ({self.adaptive_start}): "
@@ -172,14 +154,14 @@ class SSEConfig:
             )
         self.exclude_token_ids = list(self.exclude_token_ids)
         for token_id in self.exclude_token_ids:
-            if not _is_integer(token_id) or token_id < 0:
+            if not is_integer(token_id) or token_id < 0:
                 raise ValueError(
                     f"SSEConfig.exclude_token_ids must hold non-negative integer token ids, got {token_id!r}."
                 )
         self.exclude_token_ids = [int(token_id) for token_id in self.exclude_token_ids]  # numpy ints saved as JSON
         if self.swap_tokens not in SWAP_TOKENS:
             raise ValueError(f"SSEConfig.swap_tokens must be one of {list(SWAP_TOKENS)}, got {self.swap_tokens!r}.")
-        if self.seed is not None and not _is_integer(self.seed):
+        if self.seed is not None and not is_integer(self.seed):
             raise ValueError(f"SSEConfig.seed must be an integer or None, got {self.seed!r}.")
         if self.seed is not None:
             self.seed = int(self.seed)

@@ -4,7 +4,6 @@ encoder and decoder stacks that share one, other embedding tables by name, and t
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 
@@ -38,22 +37,6 @@ def _sentence_transformer_model(model: nn.Module) -> nn.Module | None:
         return None
     inner = getattr(model[0], "auto_model", None)
     return inner if isinstance(inner, nn.Module) else None
-
-
-def _is_compiled(model: nn.Module) -> bool:
-    """True for `torch.compile(model)` wrappers and for models compiled in place with `model.compile()`."""
-    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or getattr(model, "_compiled_call_impl", None) is not None
-
-
-def refresh_compiled(model: nn.Module, base: nn.Module) -> None:
-    """Make compiled code see hooks added or removed after its first call.
-
-    Dynamo does not guard on submodule hooks, so graphs traced before `patch_model` would keep
-    running without SSE (and graphs traced while patched would keep swapping after `remove`).
-    Resetting dynamo's caches makes the next call trace again, with the hooks as they are now.
-    """
-    if _is_compiled(model) or _is_compiled(base):
-        torch._dynamo.reset()
 
 
 def _input_embeddings(module: nn.Module) -> nn.Module | None:

@@ -2,17 +2,15 @@
 
 An `SSEGraph` is a weighted, directed token graph stored once in compact CSR form on the CPU (`offsets`,
 `neighbors`, per-row `cumulative_weights`), from which it derives the five per-slot Walker alias tables
-the sampling kernel `sse_hf.kernels.swap_graph` reads; `to(device)` copies only those five. It is built
-with `from_edges` from id arrays, or by the `from_*` classmethods from what `sse_hf.graph_sources`
-reads (mappings, files, scipy matrices, the model's own embeddings). `prepare_graph` turns whatever a
-user passed into the graph a hook samples from.
+the sampling function `sse_hf.sampling.swap_graph` reads; `to(device)` copies only those five. It is built
+with `from_edges` from id arrays, or from what `sse_hf.graph_sources` reads (mappings, files, scipy matrices
+into `Edges`, built once by `from_source_edges`; the model's own embeddings into kNN rows).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,14 +19,13 @@ import torch
 from torch import nn
 
 from . import graph_sources
-from .graph_sources import check_positive_int
-from .kernels import ALIAS_BITS
-from .vocabulary import Vocabulary, resolve_vocabulary
+from .sampling import ALIAS_BITS
+from .validation import check_positive_int
 
 GRAPH_FORMAT = "sse_hf.graph"
 GRAPH_FORMAT_VERSION = "1"
 
-# What swap_graph reads, per device (see sse_hf.kernels.SSEGraphTables); the CSR itself stays on the CPU.
+# What swap_graph reads, per device (see sse_hf.sampling.SSEGraphTables); the CSR itself stays on the CPU.
 _SAMPLING_TABLES = ("row_start", "row_degree", "alias_threshold", "neighbor_table", "alias_table")
 _ALIAS_SCALE = 1 << ALIAS_BITS
 # Scaled weights within this of 1 count as "large" in the alias build, so float rounding never leaves a
@@ -260,6 +257,14 @@ class SSEGraph:
 
     # ----- building from what users have (read by sse_hf.graph_sources) ---------------------
     @classmethod
+    def from_source_edges(cls, edges: graph_sources.Edges, *, undirected: bool = False) -> SSEGraph:
+        """The graph of edges read by `sse_hf.graph_sources` (`read_edges`): the one place a user's graph is built."""
+        return cls.from_edges(
+            edges.sources, edges.targets, edges.weights, vocab_size=edges.vocab_size, undirected=undirected,
+            metadata={"source": edges.origin},
+        )
+
+    @classmethod
     def from_dict(
         cls, mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None, undirected: bool = False
     ) -> SSEGraph:
@@ -268,7 +273,8 @@ class SSEGraph:
         Tokens are strings (converted with `tokenizer`) or integer ids. Tokens the tokenizer does not
         know are reported in one warning and their edges dropped. `vocab_size` defaults to `len(tokenizer)`.
         """
-        return cls._from(graph_sources.dict_edges(mapping, tokenizer=tokenizer, vocab_size=vocab_size), undirected)
+        edges = graph_sources.dict_edges(mapping, tokenizer=tokenizer, vocab_size=vocab_size)
+        return cls.from_source_edges(edges, undirected=undirected)
 
     @classmethod
     def from_edge_file(
@@ -281,7 +287,7 @@ class SSEGraph:
         `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints.
         """
         edges = graph_sources.edge_file_edges(path, tokenizer=tokenizer, vocab_size=vocab_size)
-        return cls._from(edges, undirected)
+        return cls.from_source_edges(edges, undirected=undirected)
 
     @classmethod
     def from_file(
@@ -292,25 +298,13 @@ class SSEGraph:
         if path.endswith(".safetensors"):
             graph = cls.load(path)
             return graph if vocab_size is None else graph.resized(vocab_size)
-        if path.endswith(".json"):
-            mapping = graph_sources.json_mapping(path)
-            try:
-                return cls.from_dict(mapping, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{path}: {error}") from None
-        return cls.from_edge_file(path, tokenizer=tokenizer, vocab_size=vocab_size, undirected=undirected)
+        edges = graph_sources.read_edges(path, tokenizer=tokenizer, vocab_size=vocab_size)
+        return cls.from_source_edges(edges, undirected=undirected)
 
     @classmethod
     def from_scipy(cls, matrix: Any, *, vocab_size: int | None = None, undirected: bool = False) -> SSEGraph:
         """A graph from a V x V scipy sparse matrix whose entry (i, j) is the weight of edge i -> j."""
-        return cls._from(graph_sources.scipy_edges(matrix, vocab_size=vocab_size), undirected)
-
-    @classmethod
-    def _from(cls, edges: graph_sources.Edges, undirected: bool) -> SSEGraph:
-        return cls.from_edges(
-            edges.sources, edges.targets, edges.weights, vocab_size=edges.vocab_size, undirected=undirected,
-            metadata={"source": edges.source},
-        )
+        return cls.from_source_edges(graph_sources.scipy_edges(matrix, vocab_size=vocab_size), undirected=undirected)
 
     @classmethod
     def from_embeddings(cls, embeddings: torch.Tensor | nn.Module, k: int = 10, **options: Any) -> SSEGraph:
@@ -527,80 +521,3 @@ def _alias_tables(offsets: torch.Tensor, probabilities: torch.Tensor) -> tuple[t
     keep[order[ordered_large]] = large_keep[ordered_large]
     alias[order[has_next]] = order[following[has_next]]
     return torch.from_numpy(keep), torch.from_numpy(alias)
-
-
-# ----- what a hook samples from --------------------------------------------------------------
-def prepare_graph(
-    graph: Any,
-    *,
-    table_size: int,
-    tokenizer=None,
-    vocabulary: Vocabulary | None = None,
-    model: nn.Module | None = None,
-    exclude_token_ids: Iterable[int] = (),
-    **knn_options: Any,
-) -> SSEGraph:
-    """Turn what a user passed into the graph a hook samples from, once per patch.
-
-    `graph` is an `SSEGraph`, a file path (`SSEGraph.from_file`: a saved `.safetensors` graph, a
-    `.tsv`/`.txt`/`.jsonl` edge list, a `.json` mapping), a mapping (`from_dict`), a scipy sparse
-    matrix (`from_scipy`) or `"knn"` (`from_embeddings(model, **knn_options)`). The result never
-    touches the vocabulary's protected ids (special, reserved and `exclude_token_ids`; edges at them are
-    removed, with a warning for user graphs) and covers `table_size` ids (the embedding's rows).
-    `vocabulary` is the one `patch_model` resolved; without it, it is resolved from `tokenizer`.
-    """
-    if vocabulary is None:
-        vocabulary = _standalone_vocabulary(tokenizer, table_size, exclude_token_ids)
-    excluded, vocab_size = vocabulary.protected, vocabulary.size
-    if isinstance(graph, str) and graph == "knn":
-        if model is None:
-            raise ValueError('graph="knn" builds the graph from the model\'s input embeddings: pass model=...')
-        graph = SSEGraph.from_embeddings(model, exclude_token_ids=excluded, vocab_size=vocab_size, **knn_options)
-    elif knn_options:
-        raise TypeError(f"{sorted(knn_options)} only apply to graph='knn'.")
-    elif isinstance(graph, (str, os.PathLike)):
-        graph = SSEGraph.from_file(graph, tokenizer=tokenizer, vocab_size=None if tokenizer else vocab_size)
-    elif isinstance(graph, Mapping):
-        graph = SSEGraph.from_dict(graph, tokenizer=tokenizer, vocab_size=vocab_size)
-    elif hasattr(graph, "tocoo"):
-        graph = SSEGraph.from_scipy(graph)
-    elif not isinstance(graph, SSEGraph):
-        raise TypeError(
-            "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
-            f"'knn', got {type(graph).__name__}."
-        )
-    before = graph.num_edges
-    graph = graph.excluding(excluded)
-    if graph.num_edges < before:
-        warnings.warn(
-            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
-            "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
-            UserWarning,
-            stacklevel=2,
-        )
-    before = graph.num_edges
-    try:
-        graph = graph.excluding(range(vocab_size, graph.vocab_size))
-    except ValueError:
-        raise ValueError(
-            f"Every edge of the graph starts or ends at ids {vocab_size} and above, past the vocabulary "
-            f"({vocabulary.source}), so SSE-Graph would never swap. Was the graph built for another tokenizer?"
-        ) from None
-    if graph.num_edges < before:
-        warnings.warn(
-            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at ids "
-            f"{vocab_size} and above, past the vocabulary ({vocabulary.source}): those embedding rows are never "
-            "looked up (padding rows of the table), so SSE must not swap tokens into them.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return graph.resized(table_size)  # pads for a padded table; refuses edges at ids the table lacks
-
-
-def _standalone_vocabulary(tokenizer, table_size: int, exclude_token_ids: Iterable[int]) -> Vocabulary:
-    """The vocabulary `prepare_graph` protects when called on its own: the tokenizer's, else the table's ids."""
-    if tokenizer is not None:
-        return resolve_vocabulary(None, tokenizer, exclude_token_ids=exclude_token_ids)
-    protected = frozenset(int(i) for i in exclude_token_ids)
-    candidates = tuple(i for i in range(table_size) if i not in protected)
-    return Vocabulary(table_size, candidates, protected, f"table of {table_size} rows")

@@ -1,8 +1,8 @@
 """Reading token graphs from what users have: `{token: neighbours}` mappings, edge-list and JSON files,
 scipy sparse matrices, and the model's own input embeddings (each token's k nearest neighbours).
 
-Each reader returns plain edges (or, for kNN, CSR rows); `SSEGraph`'s `from_*` classmethods build
-the graph from them.
+Every user graph but a saved `SSEGraph` and kNN is read into one form, `Edges` (`read_edges` picks the reader),
+which `SSEGraph.from_source_edges` builds into a graph once; kNN yields CSR rows directly.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from .validation import check_positive_int, is_integer, is_number
 from .vocabulary import resolve_vocabulary
 
 # How many unknown tokens a warning quotes.
@@ -24,23 +25,19 @@ _EXAMPLES = 5
 
 
 class Edges(NamedTuple):
-    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, where they came from."""
+    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, and `origin`, the
+    words that name where they came from ("dict", "file edges.tsv", "scipy") in messages and the graph's metadata."""
 
     sources: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
     vocab_size: int
-    source: str
+    origin: str
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """`value` if it is a positive int, else a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
-def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+def dict_edges(
+    mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | None = None, origin: str = "dict"
+) -> Edges:
     """The edges of a `{token: neighbours}` mapping (see `SSEGraph.from_dict`)."""
     if not isinstance(mapping, Mapping):
         raise TypeError(f"from_dict expects a mapping from token to neighbours, got {type(mapping).__name__}.")
@@ -59,7 +56,7 @@ def dict_edges(mapping: Mapping[Any, Any], *, tokenizer=None, vocab_size: int | 
             sources.append(source)
             targets.append(target)
             weights.append(_as_weight(weight, f"edge {source!r} -> {target!r}"))
-    return token_edges(sources, targets, weights, tokenizer, vocab_size, "dict")
+    return token_edges(sources, targets, weights, tokenizer, vocab_size, origin)
 
 
 def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
@@ -79,8 +76,25 @@ def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int 
     return token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
 
 
-def json_mapping(path: str | os.PathLike) -> Any:
-    """The `{token: neighbours}` mapping of a `.json` graph file."""
+def read_edges(graph: Any, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `{token: neighbours}` mapping, a `.json` mapping file, a `.tsv`/`.txt`/`.jsonl` edge list or a
+    scipy sparse matrix (for a matrix, `vocab_size` checks its shape)."""
+    if isinstance(graph, Mapping):
+        return dict_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    if isinstance(graph, (str, os.PathLike)):
+        if os.fspath(graph).endswith(".json"):
+            return json_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+        return edge_file_edges(graph, tokenizer=tokenizer, vocab_size=vocab_size)
+    if hasattr(graph, "tocoo"):
+        return scipy_edges(graph, vocab_size=vocab_size)
+    raise TypeError(
+        "graph must be an SSEGraph, a file path, a {token: neighbours} mapping, a scipy sparse matrix or "
+        f"'knn', got {type(graph).__name__}."
+    )
+
+
+def json_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
+    """The edges of a `.json` graph file holding a `{token: neighbours}` mapping; errors name the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
@@ -98,14 +112,17 @@ def json_mapping(path: str | os.PathLike) -> Any:
             f"{type(mapping).__name__}."
         )
     _check_json_readings(path, mapping)
-    return mapping
+    try:
+        return dict_edges(mapping, tokenizer=tokenizer, vocab_size=vocab_size, origin=f"file {os.path.basename(path)}")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _check_json_readings(path: str, mapping: dict) -> None:
     """Refuse a JSON graph whose keys (always strings in JSON) would be read as token text beside integer-id values:
     `json.dump` writes an `{id: [ids]}` dict that way, and "1996" would then be the token, not the id 1996."""
     values = [v for neighbours in mapping.values() for v in (neighbours if isinstance(neighbours, list) else [])]
-    if any(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if any(is_integer(v) for v in values):
         example = next(iter(mapping))
         raise ValueError(
             f"{path}: the keys are token strings (JSON keys always are, e.g. {example!r}) but the values are integer "
@@ -136,7 +153,7 @@ def scipy_edges(matrix: Any, *, vocab_size: int | None = None) -> Edges:
     )
 
 
-def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, source: str) -> Edges:
+def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, origin: str) -> Edges:
     """Edges between tokens given as strings or ids: strings become ids, unknown ones are dropped with a warning."""
     if vocab_size is None:
         if tokenizer is None:
@@ -155,10 +172,10 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
             kept_targets.append(t_id)
             kept_weights.append(w)
     if not sources:
-        raise ValueError(f"The graph ({source}) holds no edges. Give at least one edge between two different tokens.")
+        raise ValueError(f"The graph ({origin}) holds no edges. Give at least one edge between two different tokens.")
     if not kept_sources:
         raise ValueError(
-            f"all {len(sources)} edge(s) of the graph ({source}) were dropped: their tokens are not in the vocabulary "
+            f"all {len(sources)} edge(s) of the graph ({origin}) were dropped: their tokens are not in the vocabulary "
             f"of {type(tokenizer).__name__} (e.g. {unknown[0][1]!r}). Was the graph written for another tokenizer?"
         )
     if unknown:
@@ -166,7 +183,7 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
         examples = ", ".join(repr(token[1]) for token in unknown[:_EXAMPLES])
         more = f" and {len(unknown) - _EXAMPLES} more" if len(unknown) > _EXAMPLES else ""
         warnings.warn(
-            f"sse_hf: {len(unknown)} token(s) of the graph ({source}) are not in the vocabulary of "
+            f"sse_hf: {len(unknown)} token(s) of the graph ({origin}) are not in the vocabulary of "
             f"{type(tokenizer).__name__}, so their {dropped} edge(s) were dropped: {examples}{more}.",
             UserWarning,
             stacklevel=4,
@@ -176,7 +193,7 @@ def token_edges(sources, targets, weights, tokenizer, vocab_size: int | None, so
         torch.tensor(kept_targets, dtype=torch.int64),
         torch.tensor(kept_weights, dtype=torch.float64),
         vocab_size,
-        source,
+        origin,
     )
 
 
@@ -197,8 +214,7 @@ def knn_rows(
     if weighting not in ("softmax", "uniform"):
         raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
     if weighting == "softmax" and (
-        isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-        or not math.isfinite(temperature) or temperature <= 0
+        not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0
     ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
     chunk_size = check_positive_int("chunk_size", chunk_size)
@@ -222,7 +238,7 @@ def knn_rows(
         keep[torch.tensor(inside, dtype=torch.long)] = False
     candidates = keep.nonzero().squeeze(1)
     count = candidates.numel()
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < count:
+    if not is_integer(k) or not 1 <= k < count:
         raise ValueError(
             f"k must be an integer with 1 <= k < {count} (the number of candidate tokens: {vocab_size} ids minus "
             f"{vocab_size - count} special, reserved or excluded ones), got {k!r}."
@@ -273,7 +289,7 @@ def knn_rows(
 
 # ----- readers and conversions ----------------------------------------------------------------
 def _as_weight(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError(f"The weight of {where} must be a number, got {value!r}.")
     return float(value)
 
@@ -282,7 +298,7 @@ def _key(token: Any) -> tuple[str, Any]:
     """A hashable key that keeps the id 12 and the token string "12" apart."""
     if isinstance(token, str):
         return ("token", token)
-    if isinstance(token, bool) or not hasattr(token, "__index__"):
+    if not is_integer(token):
         raise ValueError(f"Graph tokens must be token strings or integer ids, got {token!r} ({type(token).__name__}).")
     return ("id", int(token))
 

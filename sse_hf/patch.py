@@ -1,32 +1,30 @@
 """`patch_model` and `unpatch_model`: SSE on a model's word-piece inputs in one call, and off again.
 
-`patch_model` finds the embedding module(s) that receive token ids (the encoder's and, when asked,
-the decoder's), builds their samplers from the model's vocabulary (SSE-SE) or a graph (SSE-Graph), and
-returns the attached `SSEHandle`. Nothing on the model changes but the hooks themselves: no
-parameter, buffer or attribute is added, so `state_dict()` and saved checkpoints stay plain.
+`patch_model` is the patch-time policy: it finds the embedding module(s) that receive token ids (the encoder's
+and, when asked, the decoder's), builds their samplers from the model's vocabulary (SSE-SE) or a graph
+(SSE-Graph, `prepare_graph`), and returns the attached `SSEHandle`. Nothing on the model changes but the hooks
+themselves: no parameter, buffer or attribute is added, so `state_dict()` and saved checkpoints stay plain.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from torch import nn
 
+from . import graph_sources
 from .config import SSEConfig
-from .discovery import (
-    declared_rows,
-    find_token_embeddings,
-    num_classes,
-    refresh_compiled,
-    stacks_sharing_an_embedding,
-    unwrap_model,
-)
-from .graph import SSEGraph, prepare_graph
-from .handle import _HANDLES, WORD_PIECE_ROLES, SSEHandle, _Lookup, get_handle
+from .discovery import declared_rows, find_token_embeddings, num_classes, stacks_sharing_an_embedding, unwrap_model
+from .graph import SSEGraph
+from .handle import SSEHandle, get_handle
+from .lookups import Lookup
 from .samplers import GraphSampler, UniformSampler
-from .vocabulary import as_tokenizer, resolve_vocabulary
+from .vocabulary import Vocabulary, as_tokenizer, resolve_vocabulary
 
-__all__ = ["WORD_PIECE_ROLES", "AlreadyPatchedError", "SSEHandle", "get_handle", "patch_model", "unpatch_model"]
+__all__ = ["AlreadyPatchedError", "patch_model", "prepare_graph", "unpatch_model"]
 
 
 class AlreadyPatchedError(RuntimeError):
@@ -61,7 +59,7 @@ def patch_model(
     tokenizer = as_tokenizer(tokenizer, "patch_model(tokenizer=)")
 
     base = unwrap_model(model)
-    existing = _HANDLES.get(base)
+    existing = get_handle(base)
     if existing is not None and not replace:
         raise AlreadyPatchedError(
             f"{type(base).__name__} already has SSE attached ({existing!r}). Call handle.remove() or "
@@ -105,7 +103,7 @@ def patch_model(
         sampler = UniformSampler(vocabulary.candidates, table_size)
 
     lookups = [
-        _Lookup(role, module, sampler, config.decoder_p if role == "decoder" else config.p, stack=stacks.get(role))
+        Lookup(role, module, sampler, config.decoder_p if role == "decoder" else config.p, stack=stacks.get(role))
         for role, module in embeddings.items()
     ]
     lookups += _table_lookups(base, config.table_p, embeddings)
@@ -114,13 +112,11 @@ def patch_model(
 
     if existing is not None:
         existing.remove()
-    handle.attach()
-    refresh_compiled(model, base)
-    _HANDLES[base] = handle
+    handle.attach()  # registers the handle, so get_handle(model) finds it
     return handle
 
 
-def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[_Lookup]:
+def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dict[str, nn.Module]) -> list[Lookup]:
     """Lookups for the other categorical tables named in `table_p` (by module name or dotted suffix)."""
     lookups = []
     embedding_names = [name for name, module in model.named_modules() if isinstance(module, nn.Embedding)]
@@ -144,8 +140,82 @@ def _table_lookups(model: nn.Module, table_p: dict[str, float], word_pieces: dic
         candidates = [i for i in range(rows) if i not in protected]
         if len(candidates) < 2:
             raise ValueError(f"table_p: {matches[0]!r} has {rows} row(s); SSE needs at least 2 to swap between.")
-        lookups.append(_Lookup(matches[0], module, UniformSampler(candidates, rows), p))
+        lookups.append(Lookup(matches[0], module, UniformSampler(candidates, rows), p))
     return lookups
+
+
+def prepare_graph(
+    graph: Any,
+    *,
+    table_size: int,
+    tokenizer=None,
+    vocabulary: Vocabulary | None = None,
+    model: nn.Module | None = None,
+    exclude_token_ids: Iterable[int] = (),
+    **knn_options: Any,
+) -> SSEGraph:
+    """Turn what a user passed into the graph a hook samples from, once per patch.
+
+    `graph` is an `SSEGraph`, a file path (`SSEGraph.from_file`: a saved `.safetensors` graph, a
+    `.tsv`/`.txt`/`.jsonl` edge list, a `.json` mapping), a mapping (`from_dict`), a scipy sparse
+    matrix (`from_scipy`) or `"knn"` (`from_embeddings(model, **knn_options)`). The result never
+    touches the vocabulary's protected ids (special, reserved and `exclude_token_ids`; edges at them are
+    removed, with a warning for user graphs) and covers `table_size` ids (the embedding's rows).
+    `vocabulary` is the one `patch_model` resolved; without it, it is resolved from `tokenizer`.
+    """
+    if vocabulary is None:
+        vocabulary = _standalone_vocabulary(tokenizer, table_size, exclude_token_ids)
+    excluded, vocab_size = vocabulary.protected, vocabulary.size
+    if isinstance(graph, str) and graph == "knn":
+        if model is None:
+            raise ValueError('graph="knn" builds the graph from the model\'s input embeddings: pass model=...')
+        graph = SSEGraph.from_embeddings(model, exclude_token_ids=excluded, vocab_size=vocab_size, **knn_options)
+    elif knn_options:
+        raise TypeError(f"{sorted(knn_options)} only apply to graph='knn'.")
+    elif isinstance(graph, (str, os.PathLike)) and os.fspath(graph).endswith(".safetensors"):
+        graph = SSEGraph.load(graph)
+        graph = graph if tokenizer else graph.resized(vocab_size)
+    elif not isinstance(graph, SSEGraph):
+        # One trip: whatever the user has is read into edges, and the edges are built into a graph once. A file's
+        # token strings are counted by the tokenizer; a scipy matrix's shape is its own vocabulary.
+        own_size = hasattr(graph, "tocoo") or (tokenizer is not None and isinstance(graph, (str, os.PathLike)))
+        edges = graph_sources.read_edges(graph, tokenizer=tokenizer, vocab_size=None if own_size else vocab_size)
+        graph = SSEGraph.from_source_edges(edges)
+    before = graph.num_edges
+    graph = graph.excluding(excluded)
+    if graph.num_edges < before:
+        warnings.warn(
+            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at special, "
+            "reserved or excluded tokens: SSE never swaps those tokens nor swaps tokens into them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    before = graph.num_edges
+    try:
+        graph = graph.excluding(range(vocab_size, graph.vocab_size))
+    except ValueError:
+        raise ValueError(
+            f"Every edge of the graph starts or ends at ids {vocab_size} and above, past the vocabulary "
+            f"({vocabulary.source}), so SSE-Graph would never swap. Was the graph built for another tokenizer?"
+        ) from None
+    if graph.num_edges < before:
+        warnings.warn(
+            f"sse_hf: removed {before - graph.num_edges} of the graph's {before} edges that start or end at ids "
+            f"{vocab_size} and above, past the vocabulary ({vocabulary.source}): those embedding rows are never "
+            "looked up (padding rows of the table), so SSE must not swap tokens into them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return graph.resized(table_size)  # pads for a padded table; refuses edges at ids the table lacks
+
+
+def _standalone_vocabulary(tokenizer, table_size: int, exclude_token_ids: Iterable[int]) -> Vocabulary:
+    """The vocabulary `prepare_graph` protects when called on its own: the tokenizer's, else the table's ids."""
+    if tokenizer is not None:
+        return resolve_vocabulary(None, tokenizer, exclude_token_ids=exclude_token_ids)
+    protected = frozenset(int(i) for i in exclude_token_ids)
+    candidates = tuple(i for i in range(table_size) if i not in protected)
+    return Vocabulary(table_size, candidates, protected, f"table of {table_size} rows")
 
 
 def unpatch_model(model: nn.Module) -> bool:

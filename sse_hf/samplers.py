@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from .graph import SSEGraph
-from .kernels import Swap, candidate_positions, swap_graph, swap_uniform
+from .sampling import Swap, candidate_positions, swap_graph, swap_uniform
 
 
 class UniformSampler:

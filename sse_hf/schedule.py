@@ -1,16 +1,21 @@
-"""Schedules for the swap probability: a factor in [0, 1] that multiplies every configured p.
+"""Schedules for the swap probability: a factor in [0, 1] that multiplies every base p.
 
 Step schedules (`schedule_factor`) follow the trainer's step; the `adaptive` schedule
 (`adaptive_factor`) follows the training loss instead, so that p stays near 0 while the model
 under-fits and rises as it starts to fit its training data closely (the regime where SSE helps).
+`ScheduleState` holds the factor in force for one handle.
 """
 
 from __future__ import annotations
 
 import math
+import typing
+from typing import Any, Literal
 
-STEP_SCHEDULES = ("constant", "linear_warmup", "linear_decay", "cosine")
-SCHEDULES = (*STEP_SCHEDULES, "adaptive")
+# The p schedules by name: the type of SSEConfig.p_schedule, so that --help lists the choices.
+PSchedule = Literal["constant", "linear_warmup", "linear_decay", "cosine", "adaptive"]
+SCHEDULES = typing.get_args(PSchedule)
+STEP_SCHEDULES = tuple(name for name in SCHEDULES if name != "adaptive")
 
 
 def schedule_factor(schedule: str, step: int, total_steps: int, warmup_ratio: float = 0.0) -> float:
@@ -51,3 +56,31 @@ def adaptive_factor(loss: float, reference_loss: float, start: float, full: floa
         return 0.0
     ratio = loss / reference_loss
     return min(1.0, max(0.0, (start - ratio) / (start - full)))
+
+
+class ScheduleState:
+    """The factor of one handle's schedule now: moved by the step (`set_step`) or, for 'adaptive', by the training
+    loss (`observe_loss`, whose first usable value is the reference). `config` is the handle's `SSEConfig`."""
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.factor = 0.0 if config.p_schedule == "adaptive" else 1.0
+        self.reference_loss: float | None = None  # the adaptive schedule's first observed training loss
+
+    def set_step(self, step: int, total_steps: int) -> float:
+        """The factor at optimizer step `step` of `total_steps` (the 'adaptive' schedule keeps its own)."""
+        if self.config.p_schedule != "adaptive":
+            self.factor = schedule_factor(self.config.p_schedule, step, total_steps, self.config.p_warmup_ratio)
+        return self.factor
+
+    def observe_loss(self, loss: float) -> float:
+        """The factor after a training loss of `loss` ('adaptive' only; other schedules ignore it)."""
+        if self.config.p_schedule != "adaptive":
+            return self.factor
+        loss = float(loss)
+        if self.reference_loss is None:
+            if not (loss > 0 and loss != float("inf")):
+                return self.factor  # no usable reference yet (nan, inf or 0): keep p where it is
+            self.reference_loss = loss
+        self.factor = adaptive_factor(loss, self.reference_loss, self.config.adaptive_start, self.config.adaptive_full)
+        return self.factor

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .config import SSEConfig, config_field_types, field_from_text
+from .validation import is_number
 
 PREFIX = "sse_"
 
@@ -67,7 +68,7 @@ def sse_hp_space(**space: tuple[float, float] | Sequence[Any]) -> Callable[[Any]
         if name not in fields:
             raise ValueError(f"sse_hp_space got {name!r}, which is no SSEConfig field. Choose from {sorted(fields)}.")
         if isinstance(values, tuple):
-            if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            if len(values) != 2 or not all(is_number(v) for v in values):
                 raise ValueError(f"sse_hp_space({name}=...): a range is a (low, high) tuple of numbers, got {values!r}.")
             if values[0] > values[1]:
                 raise ValueError(f"sse_hp_space({name}={values!r}): low must not be above high.")

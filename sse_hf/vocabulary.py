@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .validation import is_integer
+
 # Reserved placeholder tokens that carry no trained meaning: BERT's [unused12], <unused3>,
 # T5's <extra_id_7> sentinels, fairseq's madeupword0001 fillers.
 RESERVED_TOKEN_PATTERN = re.compile(r"^(\[unused\d+\]|<unused\d+>|<extra_id_\d+>|madeupword\d+)$")
@@ -36,8 +38,8 @@ class Vocabulary:
 
 
 def _flatten_ids(value: object) -> Iterable[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        yield value
+    if is_integer(value):
+        yield int(value)
     elif isinstance(value, (list, tuple, set)):
         for item in value:
             yield from _flatten_ids(item)

@@ -131,3 +131,25 @@ def test_huge_and_negative_seeds_train(tokenizer):
 )  # fmt: skip
 def test_is_active_says_whether_the_config_swaps_anything(overrides, active):
     assert SSEConfig(**overrides).is_active is active
+
+
+def test_enumerated_fields_are_literals_whose_choices_help_lists_and_the_parser_enforces(capsys):
+    import typing
+
+    from transformers import HfArgumentParser
+
+    from sse_hf import SSEArguments
+    from sse_hf.config import config_field_types
+
+    types = config_field_types()
+    assert typing.get_args(types["p_schedule"]) == ("constant", "linear_warmup", "linear_decay", "cosine", "adaptive")
+    assert typing.get_args(types["swap_tokens"]) == ("all", "prompt", "completion")
+    parser = HfArgumentParser(SSEArguments)
+    help_text = parser.format_help()
+    assert "--sse_p_schedule {constant,linear_warmup,linear_decay,cosine,adaptive}" in help_text
+    assert "--sse_swap_tokens {all,prompt,completion}" in help_text
+    (arguments,) = parser.parse_args_into_dataclasses(["--sse_p_schedule", "cosine", "--sse_swap_tokens", "prompt"])
+    assert arguments.to_config().p_schedule == "cosine" and arguments.to_config().swap_tokens == "prompt"
+    with pytest.raises(SystemExit):
+        parser.parse_args_into_dataclasses(["--sse_p_schedule", "cosine_decay"])
+    assert "invalid choice: 'cosine_decay'" in capsys.readouterr().err

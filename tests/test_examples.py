@@ -86,12 +86,23 @@ def test_sse_arguments_beside_training_arguments():
     [
         (["--sse_p", "1.5"], r"Invalid SSE arguments: SSEConfig.p must be in \[0, 1\].*--sse_<field>"),
         (["--sse_table_p", "{token_type_embeddings: 0.5}"], r"sse_table_p=.* is not valid JSON text"),
-        (["--sse_p_schedule", "sideways"], r"SSEConfig.p_schedule must be one of"),
     ],
 )
 def test_bad_sse_options_are_errors_naming_them(argv, message):
     (sse,) = HfArgumentParser(SSEArguments).parse_args_into_dataclasses(args=argv)
     with pytest.raises(ValueError, match=message):
+        sse.to_config()
+
+
+def test_a_bad_enumerated_option_is_refused_by_the_parser_and_by_the_config(capsys):
+    """p_schedule is a Literal: argparse refuses other values on the command line, naming the option and the
+    choices; values that bypass argparse (a JSON arguments file, code) meet SSEConfig's own check."""
+    with pytest.raises(SystemExit):
+        HfArgumentParser(SSEArguments).parse_args_into_dataclasses(args=["--sse_p_schedule", "sideways"])
+    error = capsys.readouterr().err
+    assert "--sse_p_schedule" in error and "invalid choice: 'sideways'" in error and "cosine" in error
+    (sse,) = HfArgumentParser(SSEArguments).parse_dict({"sse_p_schedule": "sideways"})
+    with pytest.raises(ValueError, match=r"SSEConfig.p_schedule must be one of"):
         sse.to_config()
 
 

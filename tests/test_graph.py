@@ -12,7 +12,7 @@ import torch
 
 from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
 from sse_hf.graph import SSEGraph, _alias_tables
-from sse_hf.kernels import swap_graph
+from sse_hf.sampling import swap_graph
 
 
 def test_alias_tables_reproduce_every_rows_probabilities_exactly():

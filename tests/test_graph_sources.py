@@ -12,8 +12,9 @@ import torch
 from transformers import BertConfig, BertModel
 
 from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
-from sse_hf.graph import SSEGraph, prepare_graph
-from sse_hf.kernels import swap_graph
+from sse_hf.graph import SSEGraph
+from sse_hf.patch import prepare_graph
+from sse_hf.sampling import swap_graph
 from sse_hf.vocabulary import tokenizer_protected_ids
 
 

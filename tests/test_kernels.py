@@ -10,8 +10,8 @@ import scipy.stats
 from scipy import stats
 
 from graph_fixtures import ADJACENCY, all_tokens, generator, graph_fixture  # noqa: F401 (fixtures)
-from sse_hf.kernels import SSEGraphTables, Swap, candidate_positions, swap_graph, swap_uniform
-from sse_hf.testing import swap_graph_reference, swap_uniform_reference
+from sse_hf.sampling import SSEGraphTables, Swap, candidate_positions, swap_graph, swap_uniform
+from sse_hf.sampling_reference import swap_graph_reference, swap_uniform_reference
 
 TABLE = 40
 CANDIDATES = list(range(4, 24))  # 20 candidates; 0-3 are "special", 24-39 are padded rows never used

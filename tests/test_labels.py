@@ -7,8 +7,9 @@ import torch
 import transformers
 from scipy import stats
 
-from sse_hf import patch_model, swap_labels
-from sse_hf.testing import swap_labels_reference
+from sse_hf import patch_model
+from sse_hf.sampling import swap_labels
+from sse_hf.sampling_reference import swap_labels_reference
 from tiny_models import tiny_bert, word_ids
 
 

@@ -111,9 +111,9 @@ def test_double_patch_is_an_error_unless_replace(tokenizer):
     first = patch_model(model, p=0.1, tokenizer=tokenizer)
     with pytest.raises(AlreadyPatchedError, match="already has SSE attached.*replace=True"):
         patch_model(model, p=0.2, tokenizer=tokenizer)
-    assert first.is_attached and first.p == 0.1
+    assert first.is_attached and first.effective_p == 0.1
     second = patch_model(model, p=0.2, tokenizer=tokenizer, replace=True)
-    assert not first.is_attached and get_handle(model) is second and second.p == 0.2
+    assert not first.is_attached and get_handle(model) is second and second.effective_p == 0.2
     pre_hooks = sum(len(m._forward_pre_hooks) for m in model.modules())
     assert pre_hooks == 3  # one each on the embedding, its holder and the model: the first handle's are gone
     assert unpatch_model(model) is True and unpatch_model(model) is False
@@ -123,7 +123,7 @@ def test_double_patch_is_an_error_unless_replace(tokenizer):
 def test_keyword_overrides_and_bad_arguments(tokenizer):
     model = tiny_bert()
     handle = patch_model(model, SSEConfig(p=0.1, seed=3), tokenizer=tokenizer, p=0.25)
-    assert handle.p == 0.25 and handle.config.seed == 3
+    assert handle.effective_p == 0.25 and handle.config.seed == 3
     handle.remove()
     with pytest.raises(TypeError, match="Unknown SSEConfig field"):
         patch_model(model, tokenizer=tokenizer, probability=0.1)
@@ -202,23 +202,41 @@ def test_seed_makes_swaps_reproducible(tokenizer):
     assert torch.equal(results[0], results[1])
 
 
-def test_set_p_enabled_and_reset_stats(tokenizer):
+def test_set_base_p_disabled_and_reset_stats(tokenizer):
     model = tiny_bert().train()
     handle = patch_model(model, p=0.0, tokenizer=tokenizer)
     records, _ = record_lookups(model.get_input_embeddings())
     ids = word_ids()
     model(input_ids=ids)
     assert torch.equal(records[-1], ids)
-    handle.set_p(1.0)
+    handle.set_base_p(1.0)
     model(input_ids=ids)
-    assert handle.p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
-    handle.enabled = False
-    model(input_ids=ids)
+    assert handle.effective_p == 1.0 and handle.swap_rate == 0.5  # over all training tokens: the p = 0 step counts too
+    with handle.disabled():
+        model(input_ids=ids)
     assert torch.equal(records[-1], ids)
     with pytest.raises(ValueError, match=r"SSEConfig\.p"):
-        handle.set_p(1.5)
+        handle.set_base_p(1.5)
     handle.reset_stats()
     assert handle.tokens_seen == 0 and handle.tokens_swapped == 0 and handle.swap_rate == 0.0
+
+
+def test_disabled_is_a_temporary_off_switch_that_nests_and_survives_errors(tokenizer):
+    model = tiny_bert().train()
+    handle = patch_model(model, p=1.0, tokenizer=tokenizer)
+    records, _ = record_lookups(model.get_input_embeddings())
+    ids = word_ids()
+    assert not hasattr(handle, "enabled")  # no bare public flag: the context manager is the switch
+    with handle.disabled() as same:
+        assert same is handle
+        with handle.disabled():
+            model(input_ids=ids)
+        model(input_ids=ids)  # still off after the inner block
+        assert torch.equal(records[-1], ids) and handle.tokens_seen == 0
+    with pytest.raises(RuntimeError, match="boom"), handle.disabled():
+        raise RuntimeError("boom")
+    model(input_ids=ids)  # on again, even after the error
+    assert not torch.equal(records[-1], ids) and handle.tokens_swapped > 0
 
 
 def test_training_step_updates_swapped_rows(tokenizer):
@@ -379,9 +397,32 @@ def test_tokens_seen_while_p_is_zero_are_counted_as_seen_and_not_swapped(tokeniz
     plain = model(input_ids=ids).logits
     handle = patch_model(model, p=0.0 if schedule == "p0" else 0.5, tokenizer=tokenizer)
     if schedule == "set_p":
-        handle.set_p(0.0)
+        handle.set_base_p(0.0)
     torch.manual_seed(1)
     assert torch.equal(model(input_ids=ids).logits, plain)  # counting draws nothing: dropout sees the same numbers
     eligible = int(((ids >= 8) & (ids < 48)).sum())
     assert handle.stats()["input"] == {"tokens_seen": ids.numel(), "tokens_eligible": eligible, "tokens_swapped": 0,
                                        "swap_rate": 0.0}  # fmt: skip
+
+
+def test_attach_registers_the_handle_and_remove_unregisters_it(tokenizer):
+    """The life cycle has one owner: SSEHandle.attach writes the registry get_handle reads, remove deletes from it."""
+    from sse_hf import SSEHandle
+    from sse_hf.lookups import Lookup
+    from sse_hf.samplers import UniformSampler
+    from sse_hf.vocabulary import resolve_vocabulary
+
+    model = tiny_bert().train()
+    vocabulary = resolve_vocabulary(model.config, tokenizer)
+    embedding = model.get_input_embeddings()
+    lookup = Lookup("input", embedding, UniformSampler(vocabulary.candidates, embedding.num_embeddings), 1.0)
+    handle = SSEHandle(model, SSEConfig(p=1.0), vocabulary, [lookup])
+    assert get_handle(model) is None and not handle.is_attached  # built, not attached: not registered
+    handle.attach()
+    assert get_handle(model) is handle and handle.is_attached
+    model(input_ids=word_ids())
+    assert handle.tokens_swapped > 0
+    handle.remove()
+    assert get_handle(model) is None and not handle.is_attached
+    handle.attach()  # a removed handle stays removed
+    assert get_handle(model) is None and not handle.is_attached

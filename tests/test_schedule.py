@@ -7,7 +7,8 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from sse_hf import SSECallback, SSEConfig, adaptive_factor, patch_model, schedule_factor
+from sse_hf import SSECallback, SSEConfig, patch_model
+from sse_hf.schedule import adaptive_factor, schedule_factor
 from tiny_models import tiny_bert, word_ids
 
 
@@ -52,9 +53,9 @@ def test_schedule_errors():
 def test_handle_set_step_scales_every_p(tokenizer):
     model = tiny_bert().train()
     handle = patch_model(model, p=0.4, label_p=0.2, p_schedule="linear_decay", tokenizer=tokenizer)
-    assert handle.p == 0.4
+    assert handle.effective_p == 0.4
     handle.set_step(50, 100)
-    assert handle.p == pytest.approx(0.2) and handle.current_p()["labels"] == pytest.approx(0.1)
+    assert handle.effective_p == pytest.approx(0.2) and handle.effective_p_by_role()["labels"] == pytest.approx(0.1)
     handle.set_step(100, 100)
     ids = word_ids()
     records = []
@@ -126,15 +127,15 @@ def test_handle_observe_loss_drives_p(tokenizer):
     handle = patch_model(model, p=0.4, p_schedule="adaptive", tokenizer=tokenizer)
     ids = word_ids(rows=16)
     model(input_ids=ids)
-    assert handle.p == 0.0 and handle.tokens_swapped == 0  # no loss seen yet: the model is assumed to under-fit
+    assert handle.effective_p == 0.0 and handle.tokens_swapped == 0  # no loss seen yet: the model is assumed to under-fit
     handle.set_step(50, 100)  # step schedules do not move it
-    assert handle.p == 0.0
+    assert handle.effective_p == 0.0
     assert handle.observe_loss(float("nan")) == 0.0 and handle.reference_loss is None  # no usable reference
     assert handle.observe_loss(0.8) == 0.0 and handle.reference_loss == 0.8
-    assert handle.observe_loss(0.24) == pytest.approx(0.5) and handle.p == pytest.approx(0.2)
+    assert handle.observe_loss(0.24) == pytest.approx(0.5) and handle.effective_p == pytest.approx(0.2)
     model(input_ids=ids)
     assert handle.tokens_swapped > 0
-    assert handle.observe_loss(0.05) == 1.0 and handle.p == pytest.approx(0.4)
+    assert handle.observe_loss(0.05) == 1.0 and handle.effective_p == pytest.approx(0.4)
     assert handle.observe_loss(0.7) == 0.0  # the model under-fits again (e.g. the swaps raised the loss): p backs off
 
 

@@ -7,7 +7,7 @@ import torch
 from tiny_models import build, record_lookups, tiny_bert, word_ids
 
 from sse_hf import SSEConfig, patch_model
-from sse_hf.scope import scope_mask
+from sse_hf.swap_tokens import scope_mask
 
 
 def test_scope_mask_reads_labels_aligned_with_inputs_and_prefers_completion_mask():

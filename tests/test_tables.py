@@ -43,4 +43,4 @@ def test_encoder_and_decoder_use_separate_p(tokenizer):
     model(input_ids=ids, labels=word_ids(rows=16, seed=1))
     stats = handle.stats()
     assert stats["encoder"]["tokens_swapped"] == 0 and stats["decoder"]["swap_rate"] == 1.0
-    assert handle.current_p() == {"encoder": 0.0, "decoder": 1.0}
+    assert handle.effective_p_by_role() == {"encoder": 0.0, "decoder": 1.0}

@@ -43,8 +43,8 @@ from recipes.evidence.records import REPO_ROOT
 from recipes.evidence.timing import isolated_hook_cost, median_interval, median_seconds
 from recipes.kit.demo_data import TRAIN_FILE, training_sentences
 from recipes.kit.tiny_bert import build_tiny_bert
-from sse_hf import SSEConfig, SSEGraph, patch_model, swap_graph
-from sse_hf.kernels import candidate_positions, swap_uniform
+from sse_hf import SSEConfig, SSEGraph, patch_model
+from sse_hf.sampling import candidate_positions, swap_graph, swap_uniform
 
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)

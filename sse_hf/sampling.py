@@ -1,7 +1,7 @@
-"""The swap kernels: pure tensor functions that turn ids into SSE-swapped ids (SSE-SE, SSE-Graph, labels).
+"""SSE's sampling functions: pure torch functions that turn ids into SSE-swapped ids (SSE-SE, SSE-Graph, labels).
 
 They know nothing about models. Each is vectorised on the ids' own device, never synchronises with the
-host and allocates nothing larger than the batch. Their plain-loop oracles are in `sse_hf.testing`.
+host and allocates nothing larger than the batch. Their plain-loop oracles are in `sse_hf.sampling_reference`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 import torch
-
 
 # SSE-Graph draws one 62-bit integer per token: its high 31 bits pick a slot of the token's row, its low 31
 # bits decide between the slot's own neighbour and its alias (Walker's alias method, O(1) per token). A
@@ -74,8 +73,9 @@ def swap_uniform(
     """SSE-SE: replace each candidate token, independently with probability `p`, by another candidate.
 
     The replacement is uniform over `candidates` minus the token itself. Tokens that are not
-    candidates (special, padding, reserved ids) are never replaced. Returns `(new_ids, swapped)`,
-    where `swapped` is a bool mask of the replaced positions; `input_ids` itself is never modified.
+    candidates (special, padding, reserved ids) are never replaced. Returns `Swap(ids, swapped, eligible)`:
+    the new ids, the bool mask of the replaced positions and the bool mask of the candidate positions (those
+    that could be replaced); `input_ids` itself is never modified.
     `candidates` and `positions` (from `candidate_positions`) must live on the ids' device.
     """
     safe_ids, inside = in_table(input_ids, positions.numel())

@@ -1,4 +1,4 @@
-"""Slow, obviously correct Python-loop versions of the swap kernels: the oracles the tests compare against.
+"""Reference oracles of `sse_hf.sampling`: slow, obviously correct Python loops the tests compare against.
 
 Not used in training. Each takes plain lists and a `random.Random`, and returns lists.
 """

@@ -1,12 +1,15 @@
-"""Which input positions SSE may swap: every token, the prompt only, or the completion only (SFT data)."""
+"""`SSEConfig.swap_tokens`: the input positions SSE may swap: every token, the prompt only, or the completion."""
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import torch
 
-SWAP_TOKENS = ("all", "prompt", "completion")
+# The choices of SSEConfig.swap_tokens: its type, so that --help lists them.
+SwapTokens = Literal["all", "prompt", "completion"]
+SWAP_TOKENS = typing.get_args(SwapTokens)
 IGNORE_INDEX = -100
 
 

@@ -1,0 +1,28 @@
+"""The package's surface: one version number, and a public namespace of what a user calls."""
+
+from pathlib import Path
+
+import sse_hf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_version_number_is_kept_in_one_place():
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'version = {attr = "sse_hf.__version__"}' in text and '\nversion = "' not in text
+    assert read_configuration(ROOT / "pyproject.toml")["project"]["version"] == sse_hf.__version__
+
+
+def test_the_namespace_exports_what_a_user_calls_and_one_path_per_name():
+    assert sorted(sse_hf.__all__) == sorted([
+        "AlreadyPatchedError", "SSEArguments", "SSECallback", "SSEConfig", "SSEGraph", "SSEHandle",
+        "best_sse_config", "get_handle", "patch_model", "sse_hp_space", "unpatch_model", "unwrap_model",
+    ])  # fmt: skip
+    assert all(hasattr(sse_hf, name) for name in sse_hf.__all__)
+    for internal in ("swap_uniform", "swap_graph", "swap_labels", "candidate_positions", "schedule_factor"):
+        assert not hasattr(sse_hf, internal)  # one module down: sse_hf.sampling, sse_hf.schedule
+    from sse_hf import patch
+
+    assert "SSEHandle" not in patch.__all__ and "get_handle" not in patch.__all__  # SSEHandle lives in sse_hf.handle
