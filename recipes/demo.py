@@ -17,7 +17,11 @@ STARTED = time.perf_counter()  # the reported wall time includes importing torch
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
+
+if not __package__:  # run as a script (python recipes/demo.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recipes import run_glue  # noqa: E402
 from recipes.kit.demo_data import TRAIN_FILE, VALIDATION_FILE, training_sentences  # noqa: E402

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,9 @@ from transformers import (
     TrainingArguments,
     default_data_collator,
 )
+
+if not __package__:  # run as a script (python recipes/run_glue.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit.glue_files import load_glue_folder

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -36,6 +37,9 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+
+if not __package__:  # run as a script (python recipes/run_mlm.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit import cli
