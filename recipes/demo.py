@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                 f"| {arm} | {r['eval_accuracy']:.4f} | {r['eval_f1']:.4f} | {r['eval_loss']:.4f} | "
                 f"{r['train_loss']:.4f} | {r['sse_swap_rate']:.4f} |"
             )
-        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.benchmark recipe`.)")
+        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.bench_recipe`.)")
         print(f"\ndemo wall time: {elapsed:.1f} s" + (f"; runs kept in {root}" if args.output_dir else ""))
     return results
 
