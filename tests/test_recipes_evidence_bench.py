@@ -77,7 +77,8 @@ def test_the_median_interval_is_the_binomial_order_statistics_and_every_pair_is_
     assert median_interval([float(v) for v in range(1, 21)]) == (6.0, 15.0)
     assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0, 6.0]) == (1.0, 6.0)  # n = 6: only the extremes reach 95%
     assert all(math.isnan(v) for v in median_interval([1.0, 2.0, 3.0]))
-    results = bench_cost.main(["--tiny", "--pairs", "6", "--batch_size", "2", "--seq_length", "8", "--skip_throughput"])
+    results = bench_cost.main(["--tiny", "--pairs", "6", "--batch_size", "2", "--seq_length", "8",
+                               "--skip_throughput"])  # fmt: skip
     row = results["step_overhead"]["SSE-SE p=0.1"]
     assert len(row["ratios"]) == 6  # every pair's ratio is kept (5 decimals)
     assert row["ratio_median_ci95"] == pytest.approx([min(row["ratios"]), max(row["ratios"])], abs=1e-5)

@@ -128,8 +128,14 @@ def step_overhead(
 
 
 def compiled_step_overhead(
-    model_shape: dict, batch_size: int, seq_length: int, pairs: int, warmup: int = 3, device: str = "cpu",
-    bf16: bool = False, backend: str = "inductor",
+    model_shape: dict,
+    batch_size: int,
+    seq_length: int,
+    pairs: int,
+    warmup: int = 3,
+    device: str = "cpu",
+    bf16: bool = False,
+    backend: str = "inductor",
 ) -> dict[str, float]:
     """Median step-time ratio of SSE-SE p=0.1 over no SSE, both under `torch.compile` (inductor), A/B interleaved.
 
@@ -293,6 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.memory_probe:
         _memory_probe(args.memory_probe, shape, args.batch_size, args.seq_length, args.memory_steps)
         return {}
+    layers, hidden, vocab = shape["num_hidden_layers"], shape["hidden_size"], shape["vocab_size"]
+    bert_base = f"bert-base shape ({layers} layers, hidden {hidden}, vocab {vocab})"
     factories = all_arms(shape["vocab_size"])
     arms = {ARM_LABELS[name]: factories[name]() for name in args.arms}
     results = {
@@ -303,8 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
             "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
             "bf16": args.bf16,
         },
-        "model": "tiny" if args.tiny else f"bert-base shape ({shape['num_hidden_layers']} layers, hidden "
-        f"{shape['hidden_size']}, vocab {shape['vocab_size']})",
+        "model": "tiny" if args.tiny else bert_base,
         "batch": f"{args.batch_size}x{args.seq_length}",
     }
     if not args.skip_throughput:
@@ -312,7 +319,13 @@ def main(argv: list[str] | None = None) -> dict:
         results["swap_mtokens_per_s_one_thread"] = swap_throughput(random_graph(), repeats=repeats, calls=calls)
     if not args.skip_eager:
         results["step_overhead"] = step_overhead(
-            arms, shape, args.batch_size, args.seq_length, args.pairs, device=args.device, bf16=args.bf16,
+            arms,
+            shape,
+            args.batch_size,
+            args.seq_length,
+            args.pairs,
+            device=args.device,
+            bf16=args.bf16,
             sync_check=args.sync_check,
         )
     if args.compile:

@@ -47,8 +47,18 @@ def knn_worker(args: argparse.Namespace) -> None:
     peak = peak_rss_mib() - before
     if args.save:
         graph.save(args.save)
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "table_mib": table.numel() * 4 / 2**20,
-                      "shape": list(table.shape), "edges": graph.num_edges, "threads": torch.get_num_threads()}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mib": peak,
+                "table_mib": table.numel() * 4 / 2**20,
+                "shape": list(table.shape),
+                "edges": graph.num_edges,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 def time_build(table: str, k: int, chunk_size: int, repeats: int, save: str | None = None) -> list[dict]:
