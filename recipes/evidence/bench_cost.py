@@ -128,15 +128,9 @@ def step_overhead(
 
 
 def compiled_step_overhead(
-    model_shape: dict,
-    batch_size: int,
-    seq_length: int,
-    pairs: int,
-    warmup: int = 3,
-    device: str = "cpu",
-    bf16: bool = False,
-    backend: str = "inductor",
-) -> dict[str, float]:
+    model_shape: dict, batch_size: int, seq_length: int, pairs: int, warmup: int = 3, device: str = "cpu",
+    bf16: bool = False, backend: str = "inductor",
+) -> dict[str, float]:  # fmt: skip
     """Median step-time ratio of SSE-SE p=0.1 over no SSE, both under `torch.compile` (inductor), A/B interleaved.
 
     Hooks cannot be attached and detached per step here (that recompiles), so there are two identical models:
