@@ -17,7 +17,11 @@ STARTED = time.perf_counter()  # the reported wall time includes importing torch
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
+
+if not __package__:  # run as a script (python recipes/demo.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recipes import run_glue  # noqa: E402
 from recipes.kit.demo_data import TRAIN_FILE, VALIDATION_FILE, training_sentences  # noqa: E402
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                 f"| {arm} | {r['eval_accuracy']:.4f} | {r['eval_f1']:.4f} | {r['eval_loss']:.4f} | "
                 f"{r['train_loss']:.4f} | {r['sse_swap_rate']:.4f} |"
             )
-        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.benchmark recipe`.)")
+        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.bench_recipe`.)")
         print(f"\ndemo wall time: {elapsed:.1f} s" + (f"; runs kept in {root}" if args.output_dir else ""))
     return results
 

@@ -65,4 +65,4 @@ python -m recipes.evidence.study_pretrain pilot --start checkpoint --learning_ra
 python -m recipes.evidence.study_pretrain pilot --start checkpoint --learning_rate 3e-4
 in_parallel pretrain-continued python -m recipes.evidence.study_pretrain run --start checkpoint --seeds 1 2 3
 python -m recipes.evidence.study_pretrain report --start checkpoint
-python -m recipes.evidence.benchmark --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md
+python -m recipes.evidence.bench_cost --pairs 20 --memory --json docs/bench/cpu.json --markdown docs/bench/cpu.md

@@ -16,8 +16,10 @@ To choose p first, on a part held out from the training data (never the validati
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,9 @@ from transformers import (
     TrainingArguments,
     default_data_collator,
 )
+
+if not __package__:  # run as a script (python recipes/run_glue.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit.glue_files import load_glue_folder
@@ -59,10 +64,10 @@ from recipes.kit.glue_tasks import (
     resolve_text_columns,
 )
 from recipes.kit import cli
+from recipes.kit import run_report
 from recipes.kit import run_setup
-from recipes.kit.sse_args import SSEArguments
 from recipes.kit.sse_search import SearchArguments, carve_split, search_sse
-from recipes.kit.training import finish, record, sse_for_run, train_and_save
+from sse_hf import SSEArguments, SSECallback
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +369,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               compute_metrics=metric_function(metric, labels.is_regression))  # fmt: skip
         return search_sse(trainer_kwargs, search_args, sse_args.to_config(), tokenizer, f"eval_{metric_names[0]}",
                           training_args.output_dir)  # fmt: skip
-    sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
+    # ----- SSE: one SSEConfig from the --sse_* options; its callback goes to Trainer (none for the baseline) ----
+    sse_config = sse_args.to_config()
+    sse_callback = SSECallback(sse_config, tokenizer=tokenizer) if sse_args.is_active() else None
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -373,28 +380,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
         data_collator=collator,
         compute_metrics=metric_function(metric, labels.is_regression),
-        callbacks=[sse_callback] if sse_callback is not None else None,
+        callbacks=[sse_callback] if sse_callback is not None else [],
     )
 
-    results: dict[str, Any] = {
+    run = {
         "task": task.name if task else "local",
         "model_name_or_path": model_args.model_name_or_path,
         "primary_metric": f"eval_{metric_names[0]}",
         "seed": training_args.seed,
-        # the SSE a model was trained with: an evaluation-only run leaves the training run's record as it is
-        **(sse_record if training_args.do_train else {}),
     }
-    # ----- train ---------------------------------------------------------------------------------
+    results: dict[str, Any] = {}
+    # ----- train: the SSE hooks are on from the start of training and off at its end, even if it fails ---------
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        results.update(train_and_save(trainer, sse_callback, checkpoint, len(prepared["train"])))
+        with sse_callback if sse_callback is not None else contextlib.nullcontext():
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = run_report.save_train_results(trainer, train_result, len(prepared["train"]), sse_args, sse_callback)
+        results.update(metrics)
 
     # ----- evaluate: every evaluation split, on the original (unswapped) inputs -----------------
     if training_args.do_eval:
         for role in [r for r in prepared if r.startswith("eval")]:
             metrics = trainer.evaluate(eval_dataset=prepared[role], metric_key_prefix=role)
             metrics[f"{role}_samples"] = len(prepared[role])
-            results.update(record(trainer, role, metrics))
+            trainer.log_metrics(role, metrics)
+            trainer.save_metrics(role, metrics)
+            results.update(metrics)
 
     # ----- predict -------------------------------------------------------------------------------
     if training_args.do_predict:
@@ -402,10 +413,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             output = trainer.predict(prepared[role], metric_key_prefix=role)  # scored when it has labels
             logits = output.predictions
             if role in labelled:
-                results.update(record(trainer, role, {**output.metrics, f"{role}_samples": len(prepared[role])}))
+                metrics = {**output.metrics, f"{role}_samples": len(prepared[role])}
+                trainer.log_metrics(role, metrics)
+                trainer.save_metrics(role, metrics)
+                results.update(metrics)
             predictions = predictions_from_logits(logits, labels.is_regression)
             if trainer.is_world_process_zero():
-                path = os.path.join(training_args.output_dir, f"{role}_results_{results['task']}.txt")
+                path = os.path.join(training_args.output_dir, f"{role}_results_{run['task']}.txt")
                 with open(path, "w", encoding="utf-8") as writer:
                     writer.write("index\tprediction\n")
                     for index, value in enumerate(predictions):
@@ -413,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         writer.write(f"{index}\t{shown}\n")
                 logger.info("Wrote %d predictions to %s", len(predictions), path)
 
-    return finish(training_args.output_dir, results, started)
+    return {**run, **results, **run_report.save_run_record(trainer, run, started)}
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ The saved model and tokenizer fine-tune with `run_glue.py --model_name_or_path o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import chain
@@ -37,12 +39,15 @@ from transformers import (
     set_seed,
 )
 
+if not __package__:  # run as a script (python recipes/run_mlm.py): import recipes.* from this clone
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit import cli
+from recipes.kit import run_report
 from recipes.kit import run_setup
-from recipes.kit.sse_args import SSEArguments
-from recipes.kit.training import finish, record, sse_for_run, train_and_save
 from recipes.kit.wordpiece import train_wordpiece_tokenizer
+from sse_hf import SSEArguments, SSECallback
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +327,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer, data_args.mlm_probability,
         pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) and data_args.line_by_line else None,
     )  # fmt: skip
-    sse_callback, sse_record = sse_for_run(sse_args, tokenizer)
+    # ----- SSE: one SSEConfig from the --sse_* options; its callback goes to Trainer (none for the baseline) ----
+    sse_config = sse_args.to_config()
+    sse_callback = SSECallback(sse_config, tokenizer=tokenizer) if sse_args.is_active() else None
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -330,31 +337,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         eval_dataset=tokenized["validation"] if training_args.do_eval else None,
         processing_class=tokenizer,
         data_collator=collator,
-        callbacks=[sse_callback] if sse_callback is not None else None,
+        callbacks=[sse_callback] if sse_callback is not None else [],
     )
 
-    results: dict[str, Any] = {
+    run = {
         "task": "mlm",
         "model_name_or_path": model_args.model_name_or_path or model_args.config_name or model_args.model_type,
         "primary_metric": "perplexity",
         "greater_is_better": False,
         "seed": training_args.seed,
         "max_seq_length": max_seq_length,
-        # the SSE a model was trained with: an evaluation-only run leaves the training run's record as it is
-        **(sse_record if training_args.do_train else {}),
     }
+    results: dict[str, Any] = {}
+    # ----- train: the SSE hooks are on from the start of training and off at its end, even if it fails ---------
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        results.update(train_and_save(trainer, sse_callback, checkpoint, len(tokenized["train"])))  # ready for run_glue
+        with sse_callback if sse_callback is not None else contextlib.nullcontext():
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = run_report.save_train_results(trainer, train_result, len(tokenized["train"]), sse_args, sse_callback)
+        results.update(metrics)
 
     if training_args.do_eval:
         set_seed(training_args.seed)  # the same random masks of the held-out text for every run and arm
         metrics = trainer.evaluate()
         metrics["eval_samples"] = len(tokenized["validation"])
         metrics["perplexity"] = perplexity(metrics["eval_loss"])
-        results.update(record(trainer, "eval", metrics))
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
 
-    return finish(training_args.output_dir, results, started)
+    return {**run, **results, **run_report.save_run_record(trainer, run, started)}
 
 
 if __name__ == "__main__":

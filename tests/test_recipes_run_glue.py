@@ -28,8 +28,7 @@ from recipes.kit import glue_metrics
 from recipes.kit import glue_tasks
 from recipes import run_glue
 from recipes.kit.run_setup import OutputDirectoryError, parse_args
-from recipes.kit.sse_args import SSEArguments, sse_is_active, to_sse_config
-from sse_hf import SSEConfig, patch_model
+from sse_hf import SSEArguments, SSEConfig, patch_model
 
 # The Hub schema of each task, written out here independently of recipes/glue_tasks.py:
 # text columns, label names (None: regression), the GLUE metrics.
@@ -254,12 +253,12 @@ def test_sse_arguments_mirror_every_sse_config_field():
         twin_default = twin.default_factory() if twin.default is dataclasses.MISSING else twin.default
         assert twin_default == default
     (args,) = parse_args([SSEArguments], ["--sse_p", "0.25", "--sse_exclude_token_ids", "5", "6", "--sse_seed", "3"])
-    config = to_sse_config(args)
+    config = args.to_config()
     assert (config.p, config.exclude_token_ids, config.seed) == (0.25, [5, 6], 3)
-    assert sse_is_active(args)
+    assert args.is_active()
     (args,) = parse_args([SSEArguments], ["--sse_p", "1.5"])
     with pytest.raises(ValueError, match="--sse_"):
-        to_sse_config(args)
+        args.to_config()
 
 
 def test_a_single_json_file_holds_all_arguments(tmp_path, tiny_model_dir, sentiment_files):

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from recipes.kit.run_report import RESULTS_NAME, write_all_results
+from recipes.kit.run_report import RESULTS_NAME
 from recipes.kit import cli
 
 # Columns of the table besides the eval metrics, in order, when present.
@@ -231,6 +231,15 @@ def parse_arm(text: str) -> tuple[str, list[str]]:
     return name.strip(), shlex.split(arguments)
 
 
+def name_the_arm(run_dir: str, arm: str) -> None:
+    """Add `"arm": arm` to the run's all_results.json (the recipe wrote it; this process is its only writer)."""
+    path = os.path.join(run_dir, RESULTS_NAME)
+    with open(path, encoding="utf-8") as handle:
+        results = json.load(handle)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({**results, "arm": arm}, handle, indent=4, sort_keys=True)
+
+
 def run_arms(
     recipe: str, arms: Sequence[str], seeds: Sequence[int], output_dir: str, recipe_args: Sequence[str]
 ) -> list[str]:
@@ -250,7 +259,7 @@ def run_arms(
             run_dir = os.path.join(output_dir, name, f"seed-{seed}")
             print(f"\n=== compare: arm {name!r}, seed {seed} -> {run_dir} ===", flush=True)
             module.main([*recipe_args, *arm_args, "--seed", str(seed), "--output_dir", run_dir])
-            write_all_results(run_dir, {"arm": name})
+            name_the_arm(run_dir, name)
             run_dirs.append(run_dir)
     return run_dirs
 

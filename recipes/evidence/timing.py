@@ -1,14 +1,21 @@
-"""Timing on a shared, noisy machine: medians of repeated calls, and the isolated cost of a hook.
+"""Measuring on a shared, noisy machine: medians of repeated calls, the isolated cost of a hook, a CI for a
+median, and peak memory in a fresh process.
 
-Every figure of the benchmark goes through these two functions, so "median of N calls after a warm-up"
-and "with the hook minus without it" mean the same thing in every part of it.
+Every figure of the benchmarks (bench_cost, bench_graph, bench_recipe) goes through these functions, so
+"median of N calls after a warm-up" and "with the hook minus without it" mean the same thing in every one of them.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+
+from recipes.evidence.records import REPO_ROOT
 
 
 def median_seconds(function: Callable[[], object], repeats: int, warmup: int = 10, calls: int = 1) -> float:
@@ -61,3 +68,16 @@ def median_interval(values: list[float], level: float = 0.95) -> tuple[float, fl
         if 1 - 2 * stats.binom.cdf(j, n, 0.5) >= level:
             return ordered[j], ordered[n - 1 - j]
     return float("nan"), float("nan")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_in_fresh_process(module: str, arguments: list[str]) -> str:
+    """Run `python -m MODULE ARGUMENTS` in a new process, this clone first on its path, for a measurement that must
+    not see this process's allocations or caches; returns its stdout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", module, *arguments]
+    return subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout

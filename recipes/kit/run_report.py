@@ -1,19 +1,24 @@
-"""What a recipe reports at the end: SSE swap counts gathered from every process, and `all_results.json`."""
+"""What a recipe records about its run, through `Trainer.save_metrics` (each split merged into all_results.json):
+the train metrics with the SSE settings and the swap counts gathered from every process, and what ran."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
+import time
 from typing import Any
 
 from accelerate import PartialState
 from accelerate.utils import gather_object
+from transformers import Trainer
+from transformers.trainer_utils import TrainOutput
+
+from sse_hf import SSEArguments, SSEConfig
+from sse_hf.arguments import PREFIX
 
 logger = logging.getLogger(__name__)
 
-RESULTS_NAME = "all_results.json"
+RESULTS_NAME = "all_results.json"  # where Trainer.save_metrics merges every split
 
 
 def local_sse_counts(callback) -> dict[str, Any]:
@@ -55,34 +60,36 @@ def gather_sse_counts(callback) -> dict[str, Any]:
     }
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _json_safe(value.item())
-    return value
+def sse_settings(sse_args: SSEArguments, config: SSEConfig) -> dict[str, Any]:
+    """The SSE a run trained with: whether it was on, and every SSEConfig field as `sse_<field>`."""
+    return {"sse_enabled": sse_args.is_active(), **{PREFIX + k: v for k, v in config.to_dict().items()}}
 
 
-def write_all_results(output_dir: str, results: dict[str, Any]) -> str | None:
-    """Merge `results` into `output_dir/all_results.json` on the main process (NaN is written as null)."""
-    if not PartialState().is_main_process:
-        return None
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, RESULTS_NAME)
-    merged: dict[str, Any] = {}
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                merged = json.load(handle)
-        except (OSError, json.JSONDecodeError):
-            merged = {}
-    merged.update(_json_safe(results))
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(merged, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    logger.info("Wrote %s", path)
-    return path
+def save_train_results(
+    trainer: Trainer, train_result: TrainOutput, train_samples: int, sse_args: SSEArguments, sse_callback
+) -> dict[str, Any]:
+    """After `trainer.train()`: save the model and the trainer state, log the train metrics and save them with the
+    SSE settings and the swap counts of every process (`train_results.json`, merged into all_results.json).
+
+    The SSE record goes with the train metrics, so an evaluation-only run in the same folder leaves it as it is.
+    A collective call under DDP: every process must reach it. The interval `sse/*` rates stay in log_history.
+    """
+    metrics = {k: v for k, v in train_result.metrics.items() if not k.startswith("sse/")}
+    metrics["train_samples"] = train_samples
+    trainer.save_model()  # the model and its tokenizer
+    trainer.log_metrics("train", metrics)
+    metrics.update(sse_settings(sse_args, sse_args.to_config()))
+    metrics.update(gather_sse_counts(sse_callback))
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    return metrics
+
+
+def save_run_record(trainer: Trainer, record: dict[str, Any], started: float) -> dict[str, Any]:
+    """Save what ran (task, model, seed...) and its wall time since `started` (a `time.perf_counter()`) as the
+    `run` split: `run_results.json`, merged into all_results.json like every split. Returns the record saved."""
+    record = {**record, "wall_time_s": time.perf_counter() - started}
+    trainer.save_metrics("run", record)
+    if trainer.is_world_process_zero():
+        logger.info("Wrote %s", os.path.join(trainer.args.output_dir, RESULTS_NAME))
+    return record

@@ -33,7 +33,9 @@ class OutputArguments:
 
 
 def use_cpu_when_launched_without_accelerator() -> bool:
-    """Several processes (accelerate launch / torchrun) on a machine with no accelerator: use the CPU and gloo.
+    """Several processes (accelerate launch / torchrun) on a machine with no accelerator: use the CPU and gloo, by
+    setting ACCELERATE_USE_CPU=true in the environment (and an FSDP config falls back to data parallel). Returns
+    whether it set it. Call it before TrainingArguments is built.
 
     Without this, TrainingArguments leaves such processes undistributed and each trains alone on the same
     output directory. `accelerate launch --cpu` itself starts one process unless MPI is set up.
@@ -68,8 +70,10 @@ def _fsdp_falls_back_to_data_parallel() -> None:
 
 
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
-    """Parse `argv` (default: sys.argv[1:]) into the dataclasses; a single .json or .yaml file holds them all."""
-    use_cpu_when_launched_without_accelerator()
+    """Parse `argv` (default: sys.argv[1:]) into the dataclasses; a single .json or .yaml file holds them all.
+
+    Parsing only: the environment is left as it is (`use_cpu_when_launched_without_accelerator` is its own step).
+    """
     # transformers 4.x still has --overwrite_output_dir in TrainingArguments: use that one there.
     native = OutputArguments in dataclass_types and "overwrite_output_dir" in {
         f.name for f in dataclasses.fields(TrainingArguments)
@@ -193,9 +197,12 @@ def prepare_output_dir(training_args: TrainingArguments, overwrite_output_dir: b
 def start_run(
     dataclass_types: Sequence[type], argv: Sequence[str] | None, actions: Sequence[str] = ("do_train", "do_eval")
 ) -> tuple[tuple, str | None]:
-    """A recipe's first steps: parse its arguments (TrainingArguments last, OutputArguments among them), train and
-    evaluate when no action is given, refuse evaluation during training without training, set up logging and
-    the output folder, and seed everything. Returns the parsed arguments and the checkpoint to resume from."""
+    """A recipe's first steps: under a multi-process launch on a machine with no accelerator, switch accelerate to
+    the CPU (environment variables, before TrainingArguments sets up its device); parse the arguments
+    (TrainingArguments last, OutputArguments among them); train and evaluate when no action is given; refuse
+    evaluation during training without training; set up logging and the output folder; and seed everything.
+    Returns the parsed arguments and the checkpoint to resume from."""
+    use_cpu_when_launched_without_accelerator()
     parsed = parse_args(dataclass_types, argv)
     training_args = parsed[-1]
     output_args = next(args for args in parsed if isinstance(args, OutputArguments))
