@@ -36,6 +36,12 @@ class Swap(NamedTuple):
     eligible: torch.Tensor
 
 
+def _rng(generator: torch.Generator | None) -> dict:
+    """The generator keyword of a random draw, left out when None: an explicit `generator=None` makes dynamo fail
+    on symbolic shapes (`torch.compile(dynamic=True)`: "SymIntArrayRef expected to contain only concrete integers")."""
+    return {} if generator is None else {"generator": generator}
+
+
 def candidate_positions(candidates: torch.Tensor, table_size: int) -> torch.Tensor:
     """Map every id below `table_size` to its index in `candidates`, or -1 if it is not a candidate.
 
@@ -83,10 +89,10 @@ def swap_uniform(
     eligible = (own_position >= 0) & inside
     if p <= 0.0 or input_ids.numel() == 0 or candidates.numel() < 2:
         return Swap(input_ids, torch.zeros_like(eligible), eligible)
-    draw = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
+    draw = torch.rand(input_ids.shape, **_rng(generator), device=input_ids.device)
     swapped = (draw < p) & eligible
     # Draw from the other M - 1 candidates: an index at or past the token's own position moves up by one.
-    offset = torch.randint(0, candidates.numel() - 1, input_ids.shape, generator=generator, device=input_ids.device)
+    offset = torch.randint(0, candidates.numel() - 1, input_ids.shape, **_rng(generator), device=input_ids.device)
     offset += offset >= own_position
     replacement = candidates[offset].to(input_ids.dtype)
     return Swap(torch.where(swapped, replacement, input_ids), swapped, eligible)
@@ -103,9 +109,9 @@ def swap_labels(
     eligible = (labels >= 0) & (labels < num_classes)
     if p <= 0.0 or labels.numel() == 0 or num_classes < 2:
         return Swap(labels, torch.zeros_like(eligible), eligible)
-    draw = torch.rand(labels.shape, generator=generator, device=labels.device)
+    draw = torch.rand(labels.shape, **_rng(generator), device=labels.device)
     swapped = (draw < p) & eligible
-    shift = torch.randint(1, num_classes, labels.shape, generator=generator, device=labels.device)
+    shift = torch.randint(1, num_classes, labels.shape, **_rng(generator), device=labels.device)
     replacement = torch.remainder(labels + shift, num_classes).to(labels.dtype)
     return Swap(torch.where(swapped, replacement, labels), swapped, eligible)
 
@@ -129,12 +135,12 @@ def swap_graph(
     eligible = (degree > 0) & inside
     if p <= 0.0 or input_ids.numel() == 0:
         return Swap(input_ids, torch.zeros_like(eligible).view_as(input_ids), eligible.view_as(input_ids))
-    draw = torch.rand(flat.shape, generator=generator, device=flat.device)
+    draw = torch.rand(flat.shape, **_rng(generator), device=flat.device)
     swapped = draw < p
     swapped &= eligible
     # One 62-bit draw per token: high 31 bits -> slot in the row, low 31 bits -> keep the slot's neighbour or
     # take its alias. A token without neighbours gets slot = row start (at worst the padding slot); masked out.
-    bits = torch.randint(0, 1 << (2 * ALIAS_BITS), flat.shape, generator=generator, device=flat.device)
+    bits = torch.randint(0, 1 << (2 * ALIAS_BITS), flat.shape, **_rng(generator), device=flat.device)
     slot = bits >> ALIAS_BITS
     slot *= degree
     slot >>= ALIAS_BITS

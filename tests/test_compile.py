@@ -60,3 +60,20 @@ def test_a_private_seed_under_fullgraph_compile_is_a_clear_error_and_works_witho
     assert handle.tokens_swapped > 0
     handle.remove()
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["sse-se", "sse-graph"])
+def test_dynamic_shapes_compile_as_the_plain_model_does(graph, tokenizer):
+    """torch.compile(dynamic=True) traces symbolic batch shapes: the draws must not pass `generator=None`, which
+    dynamo refuses there ("SymIntArrayRef expected to contain only concrete integers")."""
+    model = build("bert").train()
+    vocab = len(tokenizer)
+    edges = {i: [(i + 1) % vocab, (i + 2) % vocab] for i in range(5, vocab)}
+    handle = patch_model(model, p=0.5, label_p=0.5, tokenizer=tokenizer, graph=edges if graph else None)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, dynamic=True, backend="eager")
+    for rows, cols in ((4, 12), (6, 9)):
+        compiled(input_ids=word_ids(rows=rows, cols=cols), labels=torch.zeros(rows, dtype=torch.long)).loss.backward()
+    assert handle.tokens_swapped > 0
+    handle.remove()
+    torch._dynamo.reset()
