@@ -1,4 +1,4 @@
-"""Shared test setup: offline Hub, deterministic seeds, a tiny real tokenizer."""
+"""The suite's shared fixtures: offline Hub, a seed per test, tiny real tokenizers, a small graph, a tiny saved BERT."""
 
 import os
 
@@ -9,7 +9,11 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from transformers import BertTokenizer  # noqa: E402
 
+from graph_helpers import ADJACENCY, VOCAB  # noqa: E402
+from recipe_helpers import corpus_texts  # noqa: E402
+from sse_hf.graph import SSEGraph  # noqa: E402
 from tiny_models import tiny_tokenizer  # noqa: E402
 
 
@@ -22,3 +26,27 @@ def _seed():
 def tokenizer(tmp_path_factory):
     """A real WordPiece BertTokenizer over a 48-token vocabulary written to disk."""
     return tiny_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture
+def graph() -> SSEGraph:
+    """The SSE-Graph of `graph_helpers.ADJACENCY` over a 10-token table."""
+    return SSEGraph.from_dict(ADJACENCY, vocab_size=10)
+
+
+@pytest.fixture
+def graph_tokenizer(tmp_path) -> BertTokenizer:
+    """A BertTokenizer over the 12 words of `graph_helpers.VOCAB`, for graphs given as token strings."""
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    return BertTokenizer(str(path))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A random-init BERT (hidden 32, 2 layers, a few hundred word pieces) and its tokenizer, saved to disk."""
+    from recipes.kit.tiny_bert import build_tiny_bert
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    return build_tiny_bert(str(directory), corpus_texts(), vocab_size=200, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, max_position_embeddings=64)  # fmt: skip
