@@ -1,6 +1,7 @@
 """The suite's shared fixtures: offline Hub, a seed per test, tiny real tokenizers, a small graph, a tiny saved BERT."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -15,6 +16,24 @@ from graph_helpers import ADJACENCY, VOCAB  # noqa: E402
 from recipe_helpers import corpus_texts  # noqa: E402
 from sse_hf.graph import SSEGraph  # noqa: E402
 from tiny_models import tiny_tokenizer  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+# Files that are end-to-end runs as a whole: marked `slow`, which `make test-fast` (-m "not slow") leaves out, as it
+# leaves out tests/recipes/ (its conftest) and the single tests marked `slow` where they are.
+SLOW_FILES = {
+    "test_compile.py": "torch.compile of every family",
+    "test_examples.py": "the docs' scripts train with Trainer and search p with optuna",
+    "test_search.py": "Trainer.hyperparameter_search over p with optuna",
+    "test_sentence_transformers.py": "sentence-transformers' and SetFit's trainers",
+    "test_trl.py": "TRL's SFTTrainer",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.parent == HERE and item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
