@@ -23,7 +23,9 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     for _ in range(n):
         positive = rng.random() < 0.5
         word = rng.choice(POSITIVE if positive else NEGATIVE)
-        rows.append({"sentence": f"{rng.choice(SUBJECTS)} was {word}.", "label": "positive" if positive else "negative"})
+        rows.append(
+            {"sentence": f"{rng.choice(SUBJECTS)} was {word}.", "label": "positive" if positive else "negative"}
+        )
     return rows
 
 

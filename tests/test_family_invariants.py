@@ -14,7 +14,9 @@ import torch
 from sse_hf import get_handle, patch_model, unpatch_model
 from tiny_models import ENCODER_DECODER, FAMILIES, build, record_lookups, word_ids
 
-CLASSIFIERS = {family for family, (model_class, _) in FAMILIES.items() if "SequenceClassification" in model_class.__name__}
+CLASSIFIERS = {
+    family for family, (model_class, _) in FAMILIES.items() if "SequenceClassification" in model_class.__name__
+}
 ROWS = 8
 
 
