@@ -1,4 +1,4 @@
-"""The suite's shared fixtures: offline Hub, a seed per test, tiny real tokenizers, a small graph, a tiny saved BERT."""
+"""The suite's shared fixtures: offline Hub, a seed per test, tiny real tokenizers, a small graph, a tiny BERT."""
 
 import os
 from pathlib import Path
