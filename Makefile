@@ -1,4 +1,6 @@
-# Two commands on a fresh machine with only Python (>= 3.10): `make demo` and `make test`.
+# Two commands on a fresh machine with only Python (>= 3.10): `make demo` and `make test`. While developing:
+# `make test-fast` (the library tests alone, without the slow end-to-end ones), `make style` (ruff fixes and
+# formats the tree) and `make quality` (ruff checks lint and format without changing anything, as CI does).
 # Each makes a virtual environment in .venv inside the clone (reused when present), installs torch first
 # (pinned; the CPU build by default), then this project with every extra the demo and the tests need.
 #
@@ -17,13 +19,24 @@ VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.sse-hf-installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast style quality install clean
 
 demo: $(INSTALLED)
 	$(OFFLINE) $(VENV_PYTHON) recipes/demo.py
 
 test: $(INSTALLED)  # the README's test command
 	$(OFFLINE) $(VENV_PYTHON) -m pytest -q
+
+test-fast: $(INSTALLED)  # the tests not marked slow: the library's own, without recipes, trainers, search, compile
+	$(OFFLINE) $(VENV_PYTHON) -m pytest -q -m "not slow"
+
+style: $(INSTALLED)
+	$(VENV_PYTHON) -m ruff check --fix .
+	$(VENV_PYTHON) -m ruff format .
+
+quality: $(INSTALLED)  # what .ci/run checks before the tests
+	$(VENV_PYTHON) -m ruff check .
+	$(VENV_PYTHON) -m ruff format --check .
 
 install: $(INSTALLED)
 

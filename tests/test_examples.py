@@ -8,7 +8,7 @@ import re
 import pytest
 from transformers import HfArgumentParser, TrainingArguments
 
-from recipes_fixtures import fast_args, sentiment_rows, tiny_model_dir, write_csv  # noqa: F401  (fixtures)
+from recipe_helpers import fast_args, sentiment_rows, write_csv
 from sse_hf import SSEArguments, SSECallback, SSEConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

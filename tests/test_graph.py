@@ -10,7 +10,7 @@ import scipy.sparse
 import scipy.stats
 import torch
 
-from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
+from graph_helpers import assert_same_graph, generator
 from sse_hf.graph import SSEGraph, _alias_tables
 from sse_hf.sampling import swap_graph
 

@@ -11,53 +11,53 @@ import scipy.stats
 import torch
 from transformers import BertConfig, BertModel
 
-from graph_fixtures import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator, graph_fixture, tokenizer_fixture  # noqa: F401 (fixtures)
+from graph_helpers import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator
 from sse_hf.graph import SSEGraph
 from sse_hf.patch import prepare_graph
 from sse_hf.sampling import swap_graph
 from sse_hf.vocabulary import tokenizer_protected_ids
 
 
-def test_from_dict_with_token_strings_lists_weights_and_ids(tokenizer):
-    weighted = SSEGraph.from_dict({"good": {"great": 2.0, "fine": 1.0}, "bad": ["poor"]}, tokenizer=tokenizer)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
-    assert weighted.vocab_size == len(tokenizer)
+def test_from_dict_with_token_strings_lists_weights_and_ids(graph_tokenizer):
+    weighted = SSEGraph.from_dict({"good": {"great": 2.0, "fine": 1.0}, "bad": ["poor"]}, tokenizer=graph_tokenizer)
+    ids = {token: graph_tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
+    assert weighted.vocab_size == len(graph_tokenizer)
     assert weighted.neighbors_of(ids["good"]) == pytest.approx({ids["great"]: 2 / 3, ids["fine"]: 1 / 3})
     assert weighted.neighbors_of(ids["bad"]) == {ids["poor"]: 1.0}
     assert weighted.neighbors_of(ids["great"]) == {}
     by_id = SSEGraph.from_dict({ids["good"]: [ids["great"], ids["fine"]]}, vocab_size=len(VOCAB))
     assert by_id.neighbors_of(ids["good"]) == pytest.approx({ids["great"]: 0.5, ids["fine"]: 0.5})
-    both_ways = SSEGraph.from_dict({"good": ["great"]}, tokenizer=tokenizer, undirected=True)
+    both_ways = SSEGraph.from_dict({"good": ["great"]}, tokenizer=graph_tokenizer, undirected=True)
     assert both_ways.to_dict() == {ids["good"]: {ids["great"]: 1.0}, ids["great"]: {ids["good"]: 1.0}}
 
 
-def test_unknown_tokens_warn_with_count_and_examples(tokenizer):
+def test_unknown_tokens_warn_with_count_and_examples(graph_tokenizer):
     with pytest.warns(UserWarning, match=r"2 token\(s\).*not in the vocabulary.*3 edge\(s\) were dropped.*'nope'"):
         graph = SSEGraph.from_dict(
-            {"good": ["great", "nope"], "zilch": ["bad", "ok"], "[UNK]": ["ok"]}, tokenizer=tokenizer
+            {"good": ["great", "nope"], "zilch": ["bad", "ok"], "[UNK]": ["ok"]}, tokenizer=graph_tokenizer
         )
-    unk, ok = tokenizer.unk_token_id, tokenizer.convert_tokens_to_ids("ok")
+    unk, ok = graph_tokenizer.unk_token_id, graph_tokenizer.convert_tokens_to_ids("ok")
     assert graph.neighbors_of(unk) == {ok: 1.0}  # the unk token itself is a known token
 
 
-def test_edge_files_tsv_and_jsonl(tmp_path, tokenizer):
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
+def test_edge_files_tsv_and_jsonl(tmp_path, graph_tokenizer):
+    ids = {token: graph_tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
     tsv = tmp_path / "edges.tsv"
     tsv.write_text("source\ttarget\tweight\n# synonyms\ngood\tgreat\t3\n\ngood\tfine\t1\nbad\tpoor\n", encoding="utf-8")
-    from_tsv = SSEGraph.from_edge_file(tsv, tokenizer=tokenizer)
+    from_tsv = SSEGraph.from_edge_file(tsv, tokenizer=graph_tokenizer)
     expected = {ids["good"]: {ids["great"]: 0.75, ids["fine"]: 0.25}, ids["bad"]: {ids["poor"]: 1.0}}
     assert_same_graph(from_tsv.to_dict(), expected)
     jsonl = tmp_path / "edges.jsonl"
     records = [{"source": "good", "target": "great", "weight": 3}, {"source": "good", "target": "fine"},
                {"source": ids["bad"], "target": ids["poor"], "weight": 0.5}]
     jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
-    assert_same_graph(SSEGraph.from_file(jsonl, tokenizer=tokenizer).to_dict(), expected)
+    assert_same_graph(SSEGraph.from_file(jsonl, tokenizer=graph_tokenizer).to_dict(), expected)
     numeric = tmp_path / "ids.txt"
     numeric.write_text("1\t2\n2\t1\t4.5\n", encoding="utf-8")
     assert SSEGraph.from_file(numeric, vocab_size=3).to_dict() == {1: {2: 1.0}, 2: {1: 1.0}}
     mapping = tmp_path / "graph.json"
     mapping.write_text(json.dumps({"good": {"great": 3, "fine": 1}, "bad": ["poor"]}), encoding="utf-8")
-    assert_same_graph(SSEGraph.from_file(mapping, tokenizer=tokenizer).to_dict(), expected)
+    assert_same_graph(SSEGraph.from_file(mapping, tokenizer=graph_tokenizer).to_dict(), expected)
 
 
 def test_scipy_matrix_matches_the_same_graph_as_a_dict(graph):
@@ -101,48 +101,48 @@ def test_knn_graph_equals_brute_force_with_exclusions_and_chunking(chunk_size):
     assert graph.metadata["k"] == 4 and graph.metadata["excluded_ids"] == 3
 
 
-def test_knn_graph_from_a_model_excludes_the_tokenizers_special_and_reserved_tokens(tokenizer):
+def test_knn_graph_from_a_model_excludes_the_tokenizers_special_and_reserved_tokens(graph_tokenizer):
     config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=16, max_position_embeddings=16)
     model = BertModel(config)  # 16 rows, tokenizer 12: the 4 padding rows are never sources or neighbours
-    graph = SSEGraph.from_embeddings(model, k=2, tokenizer=tokenizer)
-    protected = tokenizer_protected_ids(tokenizer)
-    assert protected == {0, 1, 2, 3, 4, 5} and graph.vocab_size == len(tokenizer)
-    expected = brute_force_knn(model.get_input_embeddings().weight.detach()[: len(tokenizer)], 2, protected, 0.1)
+    graph = SSEGraph.from_embeddings(model, k=2, tokenizer=graph_tokenizer)
+    protected = tokenizer_protected_ids(graph_tokenizer)
+    assert protected == {0, 1, 2, 3, 4, 5} and graph.vocab_size == len(graph_tokenizer)
+    expected = brute_force_knn(model.get_input_embeddings().weight.detach()[: len(graph_tokenizer)], 2, protected, 0.1)
     assert set(graph.to_dict()) == set(expected) == set(range(6, 12))
     for token, neighbours in expected.items():
         assert set(graph.neighbors_of(token)) == set(neighbours)
 
 
-def test_prepare_graph_accepts_every_source_and_keeps_special_tokens_out(tmp_path, tokenizer):
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
+def test_prepare_graph_accepts_every_source_and_keeps_special_tokens_out(tmp_path, graph_tokenizer):
+    ids = {token: graph_tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
     user = {"good": ["great", "[CLS]"], "[SEP]": ["bad"], "bad": ["poor"]}
     with pytest.warns(UserWarning, match="removed 2 of the graph's 4 edges"):
-        graph = prepare_graph(user, table_size=16, tokenizer=tokenizer)
+        graph = prepare_graph(user, table_size=16, tokenizer=graph_tokenizer)
     assert graph.vocab_size == 16
     assert graph.to_dict() == {ids["good"]: {ids["great"]: 1.0}, ids["bad"]: {ids["poor"]: 1.0}}
     path = graph.save(tmp_path / "g.safetensors")
-    assert prepare_graph(str(path), table_size=16, tokenizer=tokenizer).to_dict() == graph.to_dict()
+    assert prepare_graph(str(path), table_size=16, tokenizer=graph_tokenizer).to_dict() == graph.to_dict()
     assert prepare_graph(graph, table_size=16) is graph
     matrix = scipy.sparse.csr_matrix(([1.0], ([6], [7])), shape=(12, 12))
-    assert prepare_graph(matrix, table_size=12, tokenizer=tokenizer).to_dict() == {6: {7: 1.0}}
+    assert prepare_graph(matrix, table_size=12, tokenizer=graph_tokenizer).to_dict() == {6: {7: 1.0}}
     model = BertModel(BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=16, max_position_embeddings=16))
-    knn = prepare_graph("knn", table_size=16, tokenizer=tokenizer, model=model, k=3, exclude_token_ids=[11])
+    knn = prepare_graph("knn", table_size=16, tokenizer=graph_tokenizer, model=model, k=3, exclude_token_ids=[11])
     assert knn.vocab_size == 16 and set(knn.to_dict()) == set(range(6, 11)) and knn.metadata["k"] == 3
     with pytest.raises(ValueError, match="Cannot shrink the graph from 12 to 8 ids"):
-        prepare_graph({"good": ["ok"]}, table_size=8, tokenizer=tokenizer)
+        prepare_graph({"good": ["ok"]}, table_size=8, tokenizer=graph_tokenizer)
     with pytest.raises(ValueError, match="pass model="):
-        prepare_graph("knn", table_size=16, tokenizer=tokenizer)
+        prepare_graph("knn", table_size=16, tokenizer=graph_tokenizer)
     with pytest.raises(TypeError, match="graph must be"):
         prepare_graph(3.5, table_size=16)
 
 
-def test_bad_edge_files_name_the_line(tmp_path, tokenizer):
+def test_bad_edge_files_name_the_line(tmp_path, graph_tokenizer):
     bad_weight = tmp_path / "w.tsv"
     bad_weight.write_text("good\tgreat\theavy\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"line 1: the weight 'heavy' is not a number"):
-        SSEGraph.from_edge_file(bad_weight, tokenizer=tokenizer)
+        SSEGraph.from_edge_file(bad_weight, tokenizer=graph_tokenizer)
     not_ids = tmp_path / "ids.tsv"
     not_ids.write_text("1\t2\ngood\tgreat\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"line 2: 'good' is not an integer token id"):
@@ -157,17 +157,17 @@ def test_bad_edge_files_name_the_line(tmp_path, tokenizer):
         SSEGraph.from_edge_file(csv, vocab_size=10)
 
 
-def test_json_graph_with_numeric_keys_and_id_values_is_refused(tmp_path, tokenizer):
+def test_json_graph_with_numeric_keys_and_id_values_is_refused(tmp_path, graph_tokenizer):
     """json.dump of {id: [ids]} writes the keys as strings: they must not be read as token text beside id values."""
     path = tmp_path / "graph.json"
     path.write_text(json.dumps({10: [11, 12], 13: [14]}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"graph\.json.*keys are token strings.*values are integer ids"):
-        SSEGraph.from_file(path, tokenizer=tokenizer)
+        SSEGraph.from_file(path, tokenizer=graph_tokenizer)
 
 
-def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(tokenizer):
+def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(graph_tokenizer):
     with pytest.raises(ValueError, match=r"all 3 edge\(s\) of the graph \(dict\) were dropped.*not in the vocabulary"):
-        SSEGraph.from_dict({"zilch": ["nada", "nix"], "nope": ["nah"]}, tokenizer=tokenizer)
+        SSEGraph.from_dict({"zilch": ["nada", "nix"], "nope": ["nah"]}, tokenizer=graph_tokenizer)
 
 
 @pytest.mark.parametrize(
@@ -180,10 +180,10 @@ def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(toke
         ("pairs.json", '{"good": [["great", 2.0]]}'), ("unknown.json", '{"zilch": ["nada"]}'),
     ],
 )  # fmt: skip
-def test_unreadable_graph_files_are_errors_naming_them(tmp_path, tokenizer, name, content):
+def test_unreadable_graph_files_are_errors_naming_them(tmp_path, graph_tokenizer, name, content):
     """Empty, truncated or of another format than the extension says: an error naming the file, not a parser's."""
     path = tmp_path / name
     path.write_bytes(content.encode("latin-1"))
     with pytest.raises(ValueError, match=rf"{name}"):
-        SSEGraph.from_file(path, tokenizer=tokenizer)
+        SSEGraph.from_file(path, tokenizer=graph_tokenizer)
     assert path.read_bytes() == content.encode("latin-1")

@@ -9,7 +9,7 @@ import torch
 import scipy.stats
 from scipy import stats
 
-from graph_fixtures import ADJACENCY, all_tokens, generator, graph_fixture  # noqa: F401 (fixtures)
+from graph_helpers import ADJACENCY, all_tokens, generator
 from sse_hf.sampling import SSEGraphTables, Swap, candidate_positions, swap_graph, swap_uniform
 from sse_hf.sampling_reference import swap_graph_reference, swap_uniform_reference
 

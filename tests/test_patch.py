@@ -251,6 +251,7 @@ def test_training_step_updates_swapped_rows(tokenizer):
     assert replacement != 10 and replacement in grad_rows and 10 not in grad_rows
 
 
+@pytest.mark.slow  # torch.compile
 @pytest.mark.parametrize("order", ["patch_then_compile", "compile_then_patch"])
 def test_torch_compile_sees_the_hooks_and_their_removal(tokenizer, order):
     model = tiny_bert().train()
@@ -333,6 +334,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow  # two gloo processes
 def test_seeded_swaps_differ_between_distributed_ranks(tmp_path):
     """Under DDP every process gets its own swap stream from the same seed (offset by rank)."""
     import json

@@ -135,5 +135,5 @@ def tiny_sentence_transformer(directory):
     tiny_tokenizer(directory)
     transformers.BertModel(transformers.BertConfig(**_encoder_kwargs())).save_pretrained(str(directory))
     transformer = models.Transformer(str(directory), max_seq_length=32)
-    pooling = models.Pooling(transformer.get_word_embedding_dimension())
+    pooling = models.Pooling(transformer.get_embedding_dimension())
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")

@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from recipes_fixtures import (  # noqa: F401  (fixtures)
-    corpus_texts,
-    fast_args,
-    sentiment_files,
-    sentiment_rows,
-    tiny_model_dir,
-    write_csv,
-    write_jsonl,
-)
+from recipe_helpers import corpus_texts, fast_args, sentiment_rows, write_csv, write_jsonl
 
 from recipes import run_glue
 from recipes import run_mlm

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from recipes_fixtures import RECIPES, corpus_texts, sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
+from recipe_helpers import RECIPES, corpus_texts
 
 CONFIGS = RECIPES / "accelerate_configs"
 EXPECTED_CONFIGS = {

@@ -1,4 +1,4 @@
-"""Shared pieces of the recipe tests: where the recipes are, a tiny BERT built in-process, small local data files."""
+"""Data of the recipe tests: where the recipes are, made-up sentiment rows and corpus, local files, fast flags."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import os
 import random
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
-
-from recipes.kit.tiny_bert import build_tiny_bert
 
 POSITIVE = ["good", "great", "fun", "lovely", "superb", "charming"]
 NEGATIVE = ["bad", "dull", "awful", "boring", "weak", "clumsy"]
@@ -27,7 +23,9 @@ def sentiment_rows(n: int, seed: int = 0) -> list[dict]:
     for _ in range(n):
         positive = rng.random() < 0.5
         word = rng.choice(POSITIVE if positive else NEGATIVE)
-        rows.append({"sentence": f"{rng.choice(SUBJECTS)} was {word}.", "label": "positive" if positive else "negative"})
+        rows.append(
+            {"sentence": f"{rng.choice(SUBJECTS)} was {word}.", "label": "positive" if positive else "negative"}
+        )
     return rows
 
 
@@ -54,26 +52,6 @@ def corpus_texts() -> list[str]:
     ]  # fmt: skip
     rng = random.Random(1)
     return [" ".join(rng.choice(words) for _ in range(8)) for _ in range(300)]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> str:
-    """A random-init BERT (hidden 32, 2 layers, a few hundred word pieces) and its tokenizer, saved to disk."""
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    return build_tiny_bert(str(directory), corpus_texts(), vocab_size=200, hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=2, max_position_embeddings=64)  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def sentiment_files(tmp_path_factory) -> dict[str, str]:
-    """train.csv (64 rows), validation.csv (24 rows) and test.csv (16 rows, no label) of made-up sentiment."""
-    directory = tmp_path_factory.mktemp("sentiment")
-    test_rows = [{"sentence": row["sentence"]} for row in sentiment_rows(16, seed=3)]
-    return {
-        "train": write_csv(directory / "train.csv", sentiment_rows(64, seed=1)),
-        "validation": write_csv(directory / "validation.csv", sentiment_rows(24, seed=2)),
-        "test": write_csv(directory / "test.csv", test_rows),
-    }
 
 
 def fast_args(output_dir, *extra: str, steps: int = 4) -> list[str]:

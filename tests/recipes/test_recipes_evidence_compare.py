@@ -7,7 +7,6 @@ import os
 import statistics
 
 import pytest
-from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
 
 from recipes.evidence import compare
 

@@ -7,14 +7,7 @@ import math
 
 import pytest
 import torch
-from recipes_fixtures import (  # noqa: F401  (fixtures)
-    corpus_texts,
-    fast_args,
-    read_results,
-    sentiment_files,
-    tiny_model_dir,
-    write_csv,
-)
+from recipe_helpers import corpus_texts, fast_args, read_results, write_csv
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from recipes import run_glue

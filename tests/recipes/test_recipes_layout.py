@@ -9,7 +9,7 @@ import sys
 import tomllib
 
 import pytest
-from recipes_fixtures import RECIPES, REPO
+from recipe_helpers import RECIPES, REPO
 from setuptools import find_packages
 
 SCRIPTS = ("run_glue.py", "run_mlm.py", "demo.py")

@@ -10,7 +10,7 @@ import pytest
 from recipes.evidence import job_queue, study_tuned, study_tuned_report, tuned_plan
 from recipes.evidence.tuned_scores import carved_choice, select_epoch
 
-from recipes_fixtures import sentiment_rows, tiny_model_dir  # noqa: F401  (fixtures)
+from recipe_helpers import sentiment_rows
 
 
 def _glue_dir(tmp_path, rows=480):

@@ -14,7 +14,7 @@ import sys
 import evaluate
 import numpy as np
 import pytest
-from recipes_fixtures import RECIPES
+from recipe_helpers import RECIPES
 
 from recipes.kit import glue_metrics
 from recipes.kit.glue_tasks import TASKS

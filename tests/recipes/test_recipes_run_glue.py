@@ -13,16 +13,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from recipes_fixtures import (  # noqa: F401  (fixtures)
-    RECIPES,
-    fast_args,
-    read_results,
-    sentiment_files,
-    sentiment_rows,
-    tiny_model_dir,
-    write_csv,
-    write_jsonl,
-)
+from recipe_helpers import RECIPES, fast_args, read_results, sentiment_rows, write_csv, write_jsonl
 
 from recipes.kit import glue_metrics
 from recipes.kit import glue_tasks

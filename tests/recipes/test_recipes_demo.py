@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from recipes_fixtures import sentiment_files, tiny_model_dir  # noqa: F401  (fixtures)
 
 from recipes import demo
 

@@ -7,7 +7,7 @@ import runpy
 import sys
 
 import pytest
-from recipes_fixtures import RECIPES, tiny_model_dir  # noqa: F401  (fixtures)
+from recipe_helpers import RECIPES
 
 from recipes import run_glue
 from recipes import run_mlm

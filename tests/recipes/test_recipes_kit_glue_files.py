@@ -6,7 +6,7 @@ import pytest
 
 from recipes.kit import glue_files
 from recipes import run_glue
-from recipes_fixtures import fast_args, sentiment_rows, tiny_model_dir  # noqa: F401
+from recipe_helpers import fast_args, sentiment_rows
 
 ROWS = 24
 

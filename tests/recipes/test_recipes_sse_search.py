@@ -8,7 +8,7 @@ from datasets import Dataset
 
 from recipes import run_glue
 from recipes.kit.sse_search import SearchArguments, carve_split, parse_grid
-from recipes_fixtures import fast_args, sentiment_files, tiny_model_dir, write_csv  # noqa: F401  (fixtures)
+from recipe_helpers import fast_args, write_csv
 
 pytest.importorskip("optuna")
 
