@@ -178,10 +178,11 @@ INPUT_ROLES = tuple(role for role in WORD_PIECE_ROLES if role != "decoder")
 class SSECallback(TrainerCallback, ExportableState):
     """Patches the model with SSE when training begins and removes it when training ends.
 
-    Logs `sse/p` and the realised `sse/swap_rate` (since the previous log; over all training in the
-    final summary) into every training log,
-    so they reach `trainer.state.log_history` and the `report_to` trackers. Writes `sse_config.json`
-    into the output directory and every checkpoint. If `trainer.train()` may raise, wrap it in
+    Logs `sse/p` and the realised `sse/swap_rate` (since the previous log; over all training in the final
+    summary, which adds the inputs' `sse/tokens_seen`, `sse/tokens_eligible` and `sse/tokens_swapped`) into every
+    training log, summed over the processes of a distributed run, so they reach `trainer.state.log_history`, the
+    `report_to` trackers and `trainer.train().metrics`. Writes `sse_config.json` into the output directory and
+    every checkpoint. If `trainer.train()` may raise, wrap it in
     `with callback:` (or call `callback.remove()`) so the hooks are removed even then.
     """
 
@@ -283,11 +284,12 @@ class SSECallback(TrainerCallback, ExportableState):
         # Step logs get the rate since the previous log; the end-of-training summary the overall rate.
         metrics = self._interval_metrics(stats_of(run_counts))
         if "train_loss" in logs:  # each logged rate over all training, role by role as in the step logs
-            overall = stats_of(self._counts(run_counts))
-            inputs = [overall[role] for role in overall if role in INPUT_ROLES]
-            eligible, swapped = (sum(s[key] for s in inputs) for key in ("tokens_eligible", "tokens_swapped"))
+            counts = self._counts(run_counts)
+            # the inputs' counts too (summed over the processes like the rates), so a record can keep the totals
+            seen, eligible, swapped = word_piece_totals(counts, INPUT_ROLES)
+            metrics.update({"sse/tokens_seen": seen, "sse/tokens_eligible": eligible, "sse/tokens_swapped": swapped})
             metrics["sse/swap_rate"] = swapped / eligible if eligible else 0.0
-            for role, role_stats in overall.items():
+            for role, role_stats in stats_of(counts).items():
                 if f"sse/{role}/swap_rate" in metrics:
                     metrics[f"sse/{role}/swap_rate"] = role_stats["swap_rate"]
         elif isinstance(logs.get("loss"), (int, float)):

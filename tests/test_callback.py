@@ -232,6 +232,24 @@ def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp
     assert summary[f"sse/{table}/swap_rate"] == stats[table]["swap_rate"] > 0
 
 
+def test_the_summary_gives_the_inputs_totals_in_what_train_returns(tokenizer, tmp_path):
+    """The end-of-training summary (the dict `trainer.train()` returns as `metrics`) carries the inputs' counts over
+    all training, summed over the processes: in one process, the callback's own totals. Label SSE stays apart."""
+    callback = SSECallback(SSEConfig(p=0.3, label_p=0.5), tokenizer=tokenizer)
+    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
+                      callbacks=[callback])  # fmt: skip
+    metrics = trainer.train().metrics
+    seen, eligible, swapped = callback.totals
+    stats = callback.stats()
+    assert [metrics[f"sse/tokens_{key}"] for key in ("seen", "eligible", "swapped")] == [seen, eligible, swapped]
+    assert seen == stats["input"]["tokens_seen"] and 0 < swapped < eligible <= seen
+    assert metrics["sse/swap_rate"] == swapped / eligible
+    assert metrics["sse/labels/swap_rate"] == stats["labels"]["swap_rate"] and stats["labels"]["tokens_seen"] == 16
+    assert trainer.state.log_history[-1]["sse/tokens_eligible"] == eligible
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert step_logs and not any("sse/tokens_seen" in entry for entry in step_logs)  # the counts: summary only
+
+
 @pytest.mark.parametrize("seed", [None, 123])
 def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, seed):
     import subprocess

@@ -72,5 +72,8 @@ def test_logged_rates_sum_the_counts_of_every_process(tmp_path):
     for result in results:  # each process logs the global rate, not its own
         assert result["step"]["sse/swap_rate"] == pytest.approx(swapped / eligible)
         assert result["summary"]["sse/swap_rate"] == pytest.approx(swapped / eligible)
+        assert [result["summary"][f"sse/tokens_{key}"] for key in ("eligible", "swapped")] == [eligible, swapped]
+        assert result["summary"]["sse/tokens_seen"] == sum(other["own"][0] for other in results)
+        assert "sse/tokens_seen" not in result["step"]
     for result in results:  # stats() stays this process's own (no collective call outside on_log)
         assert [result["stats"][key] for key in ("tokens_seen", "tokens_eligible", "tokens_swapped")] == result["own"]

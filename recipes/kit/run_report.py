@@ -1,15 +1,14 @@
 """What a recipe records about its run, through `Trainer.save_metrics` (each split merged into all_results.json):
-the train metrics with the SSE settings and the swap counts gathered from every process, and what ran."""
+the train metrics with the SSE settings and the SSE counts SSECallback logged (summed over the processes), what ran."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from typing import Any
 
-from accelerate import PartialState
-from accelerate.utils import gather_object
 from transformers import Trainer
 from transformers.trainer_utils import TrainOutput
 
@@ -19,45 +18,35 @@ from sse_hf.arguments import PREFIX
 logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "all_results.json"  # where Trainer.save_metrics merges every split
+SUMMARY_COUNTS = ("tokens_seen", "tokens_eligible", "tokens_swapped")  # the inputs' counts in the callback's summary
 
 
-def local_sse_counts(callback) -> dict[str, Any]:
-    """This process's SSE counts over all of training (resumed runs included); zeros when SSE was off."""
-    seen, eligible, swapped = callback.totals if callback is not None else (0, 0, 0)
-    return {
-        "process_index": PartialState().process_index,
-        "tokens_seen": int(seen),
-        "tokens_eligible": int(eligible),
-        "tokens_swapped": int(swapped),
-        "swap_rate": swapped / eligible if eligible else 0.0,
+def sse_counts(train_metrics: dict[str, Any]) -> dict[str, Any]:
+    """The run's SSE figures over all training and every process, from SSECallback's end-of-training summary (the
+    `sse/*` keys of `trainer.train().metrics`, summed over the processes): the inputs' counts and realised rate, and
+    the rate of each role logged apart (label SSE, decoder inputs, other tables). Zeros when SSE was off."""
+    record: dict[str, Any] = {"sse_swap_rate": float(train_metrics.get("sse/swap_rate", 0.0))}
+    record.update({f"sse_{key}": int(train_metrics.get(f"sse/{key}", 0)) for key in SUMMARY_COUNTS})
+    record["sse_swap_rate_by_role"] = {
+        key[len("sse/") : -len("/swap_rate")]: value
+        for key, value in train_metrics.items()
+        if key.startswith("sse/") and key.endswith("/swap_rate") and key != "sse/swap_rate"
     }
+    return record
 
 
-def gather_sse_counts(callback) -> dict[str, Any]:
-    """Every process's counts (a collective call: all processes must reach it), and the overall realised rate.
-
-    Each process also prints its own rate, so a distributed run shows that SSE swapped on every one.
-    """
-    state = PartialState()
-    mine = local_sse_counts(callback)
+def print_process_counts(trainer: Trainer, callback) -> None:
+    """Each process prints its own SSE counts (read locally, no collective call): under DDP, what shows that SSE
+    swapped on every process, while the record keeps the sums."""
+    if callback is None:
+        return
+    args = trainer.args
+    counts = json.dumps(callback.counts, sort_keys=True)
     print(
-        f"[process {state.process_index}/{state.num_processes}] SSE realised swap rate {mine['swap_rate']:.4f} "
-        f"({mine['tokens_swapped']} of {mine['tokens_eligible']} eligible tokens)",
+        f"[process {args.process_index} of {args.world_size}] SSE counts on this process, per role "
+        f"[tokens seen, eligible, swapped]: {counts}",
         flush=True,
     )
-    per_process = sorted(gather_object([mine]), key=lambda counts: counts["process_index"])
-    eligible = sum(counts["tokens_eligible"] for counts in per_process)
-    swapped = sum(counts["tokens_swapped"] for counts in per_process)
-    return {
-        "sse_swap_rate": swapped / eligible if eligible else 0.0,
-        "sse_tokens_seen": sum(counts["tokens_seen"] for counts in per_process),
-        "sse_tokens_eligible": eligible,
-        "sse_tokens_swapped": swapped,
-        "sse_swap_rate_per_process": [counts["swap_rate"] for counts in per_process],
-        "num_processes": state.num_processes,
-        # per role (word pieces, labels, other tables) on the main process: label SSE's realised rate is here
-        "sse_stats_main_process": callback.stats() if callback is not None else {},
-    }
 
 
 def sse_settings(sse_args: SSEArguments, config: SSEConfig) -> dict[str, Any]:
@@ -69,17 +58,21 @@ def save_train_results(
     trainer: Trainer, train_result: TrainOutput, train_samples: int, sse_args: SSEArguments, sse_callback
 ) -> dict[str, Any]:
     """After `trainer.train()`: save the model and the trainer state, log the train metrics and save them with the
-    SSE settings and the swap counts of every process (`train_results.json`, merged into all_results.json).
+    SSE settings and the run's SSE counts (`train_results.json`, merged into all_results.json).
 
-    The SSE record goes with the train metrics, so an evaluation-only run in the same folder leaves it as it is.
-    A collective call under DDP: every process must reach it. The interval `sse/*` rates stay in log_history.
+    The counts are the callback's end-of-training summary, already summed over the processes (`num_processes`
+    says over how many); each process prints its own. The SSE record goes with the train metrics, so an
+    evaluation-only run in the same folder leaves it as it is. The interval `sse/*` rates stay in log_history.
+    Every process must reach it (`save_model` under DeepSpeed/FSDP gathers the weights).
     """
     metrics = {k: v for k, v in train_result.metrics.items() if not k.startswith("sse/")}
     metrics["train_samples"] = train_samples
     trainer.save_model()  # the model and its tokenizer
     trainer.log_metrics("train", metrics)
+    print_process_counts(trainer, sse_callback)
     metrics.update(sse_settings(sse_args, sse_args.to_config()))
-    metrics.update(gather_sse_counts(sse_callback))
+    metrics.update(sse_counts(train_result.metrics))
+    metrics["num_processes"] = trainer.args.world_size
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     return metrics

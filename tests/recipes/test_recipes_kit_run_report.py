@@ -9,7 +9,7 @@ import torch
 from tiny_models import tiny_bert
 from transformers import Trainer, TrainingArguments
 
-from recipes.kit.run_report import save_run_record, sse_settings
+from recipes.kit.run_report import save_run_record, sse_counts, sse_settings
 from recipes.kit.run_setup import parse_args, use_cpu_when_launched_without_accelerator
 from sse_hf import SSEArguments, SSECallback
 
@@ -33,6 +33,28 @@ def test_no_callback_when_sse_is_off_or_swaps_nothing():
         assert callback is None and record["sse_enabled"] is False, argv
     callback, record = _sse("--sse_p", "0", "--sse_label_p", "0.1")  # label SSE alone still swaps
     assert callback is not None and record["sse_enabled"] is True
+
+
+def test_the_sse_counts_come_from_the_callbacks_summary_and_are_zero_without_it():
+    """The record keeps the summary's global figures under run names; `sse/p` (the last effective p) never
+    overwrites the `sse_p` setting."""
+    table = "bert.embeddings.token_type_embeddings"
+    summary = {
+        "train_loss": 1.0,
+        "sse/p": 0.0,
+        "sse/swap_rate": 0.25,
+        "sse/tokens_seen": 40,
+        "sse/tokens_eligible": 20,
+        "sse/tokens_swapped": 5,
+        "sse/labels/p": 0.5,
+        "sse/labels/swap_rate": 0.5,
+        f"sse/{table}/swap_rate": 0.1,
+    }
+    counts = {"sse_tokens_seen": 40, "sse_tokens_eligible": 20, "sse_tokens_swapped": 5}
+    rates = {"labels": 0.5, table: 0.1}
+    assert sse_counts(summary) == {"sse_swap_rate": 0.25, **counts, "sse_swap_rate_by_role": rates}
+    zeros = {"sse_tokens_seen": 0, "sse_tokens_eligible": 0, "sse_tokens_swapped": 0}
+    assert sse_counts({"train_loss": 1.0}) == {"sse_swap_rate": 0.0, **zeros, "sse_swap_rate_by_role": {}}
 
 
 def test_the_run_record_adds_the_wall_time_and_merges_into_all_results(tmp_path):

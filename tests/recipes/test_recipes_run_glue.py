@@ -152,7 +152,8 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
     assert results["train_samples_per_second"] > 0 and results["wall_time_s"] > results["train_runtime"]
     assert results["sse_enabled"] is True and results["sse_p"] == 0.2
     assert results["sse_swap_rate"] == pytest.approx(0.2, abs=0.1)
-    assert results["num_processes"] == 1 and results["sse_swap_rate_per_process"] == [results["sse_swap_rate"]]
+    assert results["num_processes"] == 1
+    assert results["sse_swap_rate"] == results["sse_tokens_swapped"] / results["sse_tokens_eligible"]
     assert SSEConfig.from_pretrained(out).p == 0.2
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
@@ -162,6 +163,11 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
     assert not any(key.startswith("predict_") for key in results)  # the test file has no labels: nothing to score
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in entry and "sse/swap_rate" in entry for entry in history)
+    summary = history[-1]  # the callback's end-of-training summary: the record's SSE figures come from it
+    assert [summary[f"sse/tokens_{key}"] for key in ("seen", "eligible", "swapped")] == [
+        results[f"sse_tokens_{key}"] for key in ("seen", "eligible", "swapped")
+    ]
+    assert summary["sse/swap_rate"] == results["sse_swap_rate"] and results["sse_swap_rate_by_role"] == {}
 
     # Evaluating the saved model alone uses the label names it was saved with, and gives the same numbers.
     again = run_glue.main(
@@ -357,8 +363,8 @@ def test_label_sse_and_schedule_options_reach_the_run(tmp_path, tiny_model_dir, 
          "--validation_file", sentiment_files["validation"], "--sse_p", "0.2", "--sse_label_p", "0.5",
          "--sse_p_schedule", "linear_decay", *fast_args(tmp_path / "label", "--logging_steps", "1")]
     )  # fmt: skip
-    stats = results["sse_stats_main_process"]
-    assert set(stats) == {"input", "labels"} and 0.1 < stats["labels"]["swap_rate"] < 0.9
+    rates = results["sse_swap_rate_by_role"]  # the roles logged apart from the inputs, over every process
+    assert set(rates) == {"labels"} and 0.1 < rates["labels"] < 0.9 and results["sse_tokens_eligible"] > 0
     assert results["sse_label_p"] == 0.5 and results["sse_p_schedule"] == "linear_decay"
     history = json.loads((tmp_path / "label" / "trainer_state.json").read_text())["log_history"]
     logged_p = [entry["sse/p"] for entry in history if "loss" in entry]

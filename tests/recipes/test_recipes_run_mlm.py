@@ -49,7 +49,9 @@ def test_pretraining_from_a_json_config_with_overrides_then_fine_tuning(tmp_path
     assert math.isfinite(results["perplexity"]) and results["primary_metric"] == "perplexity"
     assert results["max_seq_length"] == 32 and results["eval_samples"] > 0
     assert results["sse_enabled"] and results["sse_swap_rate"] == pytest.approx(0.2, abs=0.08)
-    assert {"train_loss", "train_samples_per_second", "wall_time_s", "sse_swap_rate_per_process"} <= set(results)
+    assert {"train_loss", "train_samples_per_second", "wall_time_s", "sse_swap_rate_by_role"} <= set(results)
+    assert results["num_processes"] == 1 and results["sse_tokens_swapped"] > 0
+    assert results["sse_swap_rate"] == results["sse_tokens_swapped"] / results["sse_tokens_eligible"]
 
     # The pre-trained model and tokenizer fine-tune with run_glue as they are.
     glue = run_glue.main(
