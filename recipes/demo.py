@@ -31,27 +31,47 @@ from recipes.kit.tiny_bert import build_tiny_bert  # noqa: E402
 def demo_arguments(model_dir: str, output_dir: str, sse_p: float, epochs: float, seed: int) -> list[str]:
     """The run_glue command line of one demo arm (sse_p 0 is the baseline)."""
     return [
-        "--model_name_or_path", model_dir,
-        "--train_file", TRAIN_FILE,
-        "--validation_file", VALIDATION_FILE,
-        "--output_dir", output_dir,
-        "--do_train", "--do_eval",
-        "--num_train_epochs", str(epochs),
-        "--per_device_train_batch_size", "32",
-        "--per_device_eval_batch_size", "64",
-        "--learning_rate", "1e-3",
-        "--warmup_steps", "10",
-        "--weight_decay", "0.01",
-        "--max_seq_length", "32",
-        "--logging_steps", "5",
-        "--save_strategy", "no",
-        "--report_to", "none",
-        "--seed", str(seed),
-        "--sse_p", str(sse_p),
-        "--sse_seed", str(seed),
-        "--dataloader_pin_memory", "False",
-        "--log_level", "error",  # progress bars, loss lines and metrics, not hundreds of INFO lines
-    ]  # fmt: skip
+        "--model_name_or_path",
+        model_dir,
+        "--train_file",
+        TRAIN_FILE,
+        "--validation_file",
+        VALIDATION_FILE,
+        "--output_dir",
+        output_dir,
+        "--do_train",
+        "--do_eval",
+        "--num_train_epochs",
+        str(epochs),
+        "--per_device_train_batch_size",
+        "32",
+        "--per_device_eval_batch_size",
+        "64",
+        "--learning_rate",
+        "1e-3",
+        "--warmup_steps",
+        "10",
+        "--weight_decay",
+        "0.01",
+        "--max_seq_length",
+        "32",
+        "--logging_steps",
+        "5",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--seed",
+        str(seed),
+        "--sse_p",
+        str(sse_p),
+        "--sse_seed",
+        str(seed),
+        "--dataloader_pin_memory",
+        "False",
+        "--log_level",
+        "error",  # progress bars, loss lines and metrics, not hundreds of INFO lines
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
@@ -69,12 +89,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     started = STARTED if argv is None else time.perf_counter()  # as a script: from process start
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as scratch:
         root = os.path.abspath(args.output_dir) if args.output_dir else scratch
-        model_dir = build_tiny_bert(os.path.join(root, "tiny-bert"), training_sentences(), vocab_size=400, hidden_size=64, seed=args.seed)
+        model_dir = build_tiny_bert(
+            os.path.join(root, "tiny-bert"), training_sentences(), vocab_size=400, hidden_size=64, seed=args.seed
+        )
         results = {}
         for arm, p in (("baseline", 0.0), (f"sse p={args.sse_p}", args.sse_p)):
             print(f"\n=== demo: {arm} ===", flush=True)
             out = os.path.join(root, "baseline" if p == 0 else "sse")
-            results[arm] = run_glue.main(demo_arguments(model_dir, out, p, args.epochs, args.seed) + ["--overwrite_output_dir"])
+            results[arm] = run_glue.main(
+                demo_arguments(model_dir, out, p, args.epochs, args.seed) + ["--overwrite_output_dir"]
+            )
         elapsed = time.perf_counter() - started
 
         print("\n## SSE demo: tiny random-init BERT on synthetic sentiment data (pipeline check, not evidence)\n")
@@ -85,7 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                 f"| {arm} | {r['eval_accuracy']:.4f} | {r['eval_f1']:.4f} | {r['eval_loss']:.4f} | "
                 f"{r['train_loss']:.4f} | {r['sse_swap_rate']:.4f} |"
             )
-        print("\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.bench_recipe`.)")
+        print(
+            "\n(One seed, one tiny model: differences between the arms here are noise. For speed, see `python -m recipes.evidence.bench_recipe`.)"
+        )
         print(f"\ndemo wall time: {elapsed:.1f} s" + (f"; runs kept in {root}" if args.output_dir else ""))
     return results
 

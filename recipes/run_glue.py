@@ -41,6 +41,7 @@ from transformers import (
 if not __package__:  # run as a script (python recipes/run_glue.py): import recipes.* from this clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes.kit import cli, run_report, run_setup
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
 from recipes.kit.glue_files import load_glue_folder
 from recipes.kit.glue_metrics import (
@@ -63,9 +64,6 @@ from recipes.kit.glue_tasks import (
     resolve_labels,
     resolve_text_columns,
 )
-from recipes.kit import cli
-from recipes.kit import run_report
-from recipes.kit import run_setup
 from recipes.kit.sse_search import SearchArguments, carve_split, search_sse
 from sse_hf import SSEArguments, SSECallback
 
@@ -95,12 +93,16 @@ class ModelArguments:
     )
     ignore_mismatched_sizes: bool = field(
         default=False,
-        metadata={"help": "Load a checkpoint whose classification head has another number of labels (head re-initialised)."},
+        metadata={
+            "help": "Load a checkpoint whose classification head has another number of labels (head re-initialised)."
+        },
     )
 
     def __post_init__(self) -> None:
         run_setup.require_existing_paths(
-            model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
+            model_name_or_path=self.model_name_or_path,
+            config_name=self.config_name,
+            tokenizer_name=self.tokenizer_name,
         )
 
 
@@ -109,11 +111,14 @@ class DataTrainingArguments:
     """Which data to train and evaluate on, and how to prepare it."""
 
     task_name: str | None = field(
-        default=None, metadata={"help": f"The task: one of {', '.join(TASKS)}. Loads its Hub data unless local files are given."}
+        default=None,
+        metadata={"help": f"The task: one of {', '.join(TASKS)}. Loads its Hub data unless local files are given."},
     )
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Hub data set name; defaults to the task's (nyu-mll/glue, stanfordnlp/imdb). 'glue' works too."},
+        metadata={
+            "help": "Hub data set name; defaults to the task's (nyu-mll/glue, stanfordnlp/imdb). 'glue' works too."
+        },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration name."})
     glue_dir: str | None = field(
@@ -124,14 +129,20 @@ class DataTrainingArguments:
         },
     )
     train_file: str | None = field(default=None, metadata={"help": "Local training data: csv, tsv, json or jsonl."})
-    validation_file: str | None = field(default=None, metadata={"help": "Local validation data: csv, tsv, json or jsonl."})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Local validation data: csv, tsv, json or jsonl."}
+    )
     validation_mismatched_file: str | None = field(
         default=None, metadata={"help": "MNLI only: local mismatched validation data (reported as eval_mm_*)."}
     )
-    test_file: str | None = field(default=None, metadata={"help": "Local data to predict labels for (labels optional)."})
+    test_file: str | None = field(
+        default=None, metadata={"help": "Local data to predict labels for (labels optional)."}
+    )
     text_column_names: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated text column(s) of local data, e.g. 'sentence1,sentence2'. Default: guessed."},
+        metadata={
+            "help": "Comma-separated text column(s) of local data, e.g. 'sentence1,sentence2'. Default: guessed."
+        },
     )
     label_column_name: str = field(default="label", metadata={"help": "The label column of local data."})
     max_seq_length: int = field(default=128, metadata={"help": "Longest tokenized input; longer ones are truncated."})
@@ -139,7 +150,9 @@ class DataTrainingArguments:
         default=False,
         metadata={"help": "Pad every input to max_seq_length (for TPUs); default pads each batch to its longest."},
     )
-    overwrite_cache: bool = field(default=False, metadata={"help": "Redo the tokenization instead of using the cache."})
+    overwrite_cache: bool = field(
+        default=False, metadata={"help": "Redo the tokenization instead of using the cache."}
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation examples."})
@@ -147,10 +160,12 @@ class DataTrainingArguments:
 
     def __post_init__(self) -> None:
         run_setup.require_positive(
-            max_seq_length=self.max_seq_length, max_train_samples=self.max_train_samples,
-            max_eval_samples=self.max_eval_samples, max_predict_samples=self.max_predict_samples,
+            max_seq_length=self.max_seq_length,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
+            max_predict_samples=self.max_predict_samples,
             preprocessing_num_workers=self.preprocessing_num_workers,
-        )  # fmt: skip
+        )
         if self.task_name is not None:
             self.task_name = get_task(self.task_name).name
         local = [self.train_file, self.validation_file, self.test_file]
@@ -193,7 +208,11 @@ def load_raw_data(data_args: DataTrainingArguments, task: TaskSpec | None, cache
         + (", ".join([*task.text_columns, "label"]) if task else "text and label")
         + ").",
     )
-    roles = {"train": "train", **(task.eval_splits if task else {"eval": "validation"}), **(task.test_splits if task else {"predict": "test"})}
+    roles = {
+        "train": "train",
+        **(task.eval_splits if task else {"eval": "validation"}),
+        **(task.test_splits if task else {"predict": "test"}),
+    }
     raw = DatasetDict({role: hub[split] for role, split in roles.items() if split in hub})
     return raw, {role: f"{name} split {roles[role]}" for role in raw}
 
@@ -206,8 +225,11 @@ def tokenize_function(tokenizer, text_columns: tuple[str, ...], data_args: DataT
         logger.warning(
             "--max_seq_length %d is longer than the model allows (tokenizer model_max_length %d, "
             "max_position_embeddings %s); using %d.",
-            data_args.max_seq_length, tokenizer.model_max_length, positions, max_length,
-        )  # fmt: skip
+            data_args.max_seq_length,
+            tokenizer.model_max_length,
+            positions,
+            max_length,
+        )
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         texts = [["" if text is None else str(text) for text in batch[column]] for column in text_columns]
@@ -240,8 +262,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
     (model_args, data_args, sse_args, search_args, _, training_args), last_checkpoint = run_setup.start_run(
-        (ModelArguments, DataTrainingArguments, SSEArguments, SearchArguments, run_setup.OutputArguments,
-         TrainingArguments), argv,  # fmt: skip
+        (
+            ModelArguments,
+            DataTrainingArguments,
+            SSEArguments,
+            SearchArguments,
+            run_setup.OutputArguments,
+            TrainingArguments,
+        ),
+        argv,
         actions=("do_train", "do_eval", "do_predict"),
     )
     task = get_task(data_args.task_name) if data_args.task_name else None
@@ -262,7 +291,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("predict", training_args.do_predict, "--do_predict", "--test_file"),
     ):
         if requested and role not in raw:
-            raise ValueError(f"{flag} needs {role} data, but none was found in {sorted(sources.values())}: pass {option}.")
+            raise ValueError(
+                f"{flag} needs {role} data, but none was found in {sorted(sources.values())}: pass {option}."
+            )
     raw = DatasetDict({role: raw[role] for role in raw if role in wanted})
     label_column = data_args.label_column_name
     labelled = [role for role in raw if not role.startswith("predict") or has_labels(raw[role], label_column)]
@@ -312,8 +343,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     set_label_mapping(config, labels)
     metric_names = task.metrics if task else default_metrics(labels.is_regression, labels.num_labels)
     with training_args.main_process_first(desc="loading the metric"):  # one process copies the module into the cache
-        metric = evaluate.load(str(GLUE_LOCAL), config_name=metric_config(task and task.name, labels.is_regression,
-                               labels.num_labels), keep_in_memory=True)  # fmt: skip
+        metric = evaluate.load(
+            str(GLUE_LOCAL),
+            config_name=metric_config(task and task.name, labels.is_regression, labels.num_labels),
+            keep_in_memory=True,
+        )
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name or model_args.model_name_or_path,
@@ -322,6 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         token=model_args.token,
         trust_remote_code=model_args.trust_remote_code,
     )
+
     def model_init():
         return AutoModelForSequenceClassification.from_pretrained(
             model_args.model_name_or_path,
@@ -335,7 +370,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     model = None if searching else model_init()
 
-    limits = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}
+    limits = {
+        "train": data_args.max_train_samples,
+        "eval": data_args.max_eval_samples,
+        "predict": data_args.max_predict_samples,
+    }
     tokenize = tokenize_function(tokenizer, text_columns, data_args, config)  # the config the model is built from
     prepared = {}
     with training_args.main_process_first(desc="dataset map pre-processing"):
@@ -355,20 +394,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 desc=f"Tokenizing {role} data",
             )
     if "train" in prepared:
-        for index in np.random.default_rng(training_args.seed).choice(len(prepared["train"]), size=min(2, len(prepared["train"])), replace=False):
+        for index in np.random.default_rng(training_args.seed).choice(
+            len(prepared["train"]), size=min(2, len(prepared["train"])), replace=False
+        ):
             logger.info("Training example %d: %s", index, prepared["train"][int(index)])
 
     if data_args.pad_to_max_length:
         collator = default_data_collator
     else:
-        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None)
+        collator = DataCollatorWithPadding(
+            tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
+        )
     if searching:
         train_part, held_out = carve_split(prepared["train"], search_args.search_held_out, training_args.seed)
-        trainer_kwargs = dict(model_init=model_init, args=training_args, train_dataset=train_part, eval_dataset=held_out,
-                              processing_class=tokenizer, data_collator=collator,
-                              compute_metrics=metric_function(metric, labels.is_regression))  # fmt: skip
-        return search_sse(trainer_kwargs, search_args, sse_args.to_config(), tokenizer, f"eval_{metric_names[0]}",
-                          training_args.output_dir)  # fmt: skip
+        trainer_kwargs = dict(
+            model_init=model_init,
+            args=training_args,
+            train_dataset=train_part,
+            eval_dataset=held_out,
+            processing_class=tokenizer,
+            data_collator=collator,
+            compute_metrics=metric_function(metric, labels.is_regression),
+        )
+        return search_sse(
+            trainer_kwargs,
+            search_args,
+            sse_args.to_config(),
+            tokenizer,
+            f"eval_{metric_names[0]}",
+            training_args.output_dir,
+        )
     # ----- SSE: one SSEConfig from the --sse_* options; its callback goes to Trainer (none for the baseline) ----
     sse_config = sse_args.to_config()
     sse_callback = SSECallback(sse_config, tokenizer=tokenizer) if sse_args.is_active() else None

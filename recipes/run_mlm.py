@@ -42,10 +42,8 @@ from transformers import (
 if not __package__:  # run as a script (python recipes/run_mlm.py): import recipes.* from this clone
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes.kit import cli, run_report, run_setup
 from recipes.kit.data_sources import load_hub_dataset, load_local_files
-from recipes.kit import cli
-from recipes.kit import run_report
-from recipes.kit import run_setup
 from recipes.kit.wordpiece import train_wordpiece_tokenizer
 from sse_hf import SSEArguments, SSECallback
 
@@ -59,24 +57,34 @@ class ModelArguments:
     """Which model to continue pre-training, or which config (and tokenizer) to pre-train from scratch."""
 
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Continue pre-training this model (local directory or Hub id). Leave unset to train from scratch."}
+        default=None,
+        metadata={
+            "help": "Continue pre-training this model (local directory or Hub id). Leave unset to train from scratch."
+        },
     )
     model_type: str | None = field(
-        default=None, metadata={"help": f"From scratch: a model type's default config, e.g. bert ({', '.join(list(CONFIG_MAPPING.keys())[:8])}, ...)."}
+        default=None,
+        metadata={
+            "help": f"From scratch: a model type's default config, e.g. bert ({', '.join(list(CONFIG_MAPPING.keys())[:8])}, ...)."
+        },
     )
     config_name: str | None = field(
         default=None, metadata={"help": "From scratch: a config directory, a config.json file, or a Hub id."}
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": "From scratch: override config fields, e.g. 'hidden_size=64,num_hidden_layers=2,vocab_size=2000'."},
+        metadata={
+            "help": "From scratch: override config fields, e.g. 'hidden_size=64,num_hidden_layers=2,vocab_size=2000'."
+        },
     )
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "Tokenizer directory or Hub id, if not the model's or the config directory's."}
     )
     tokenizer_vocab_size: int | None = field(
         default=None,
-        metadata={"help": "With no tokenizer to load: train a BERT WordPiece tokenizer of this size on the training text."},
+        metadata={
+            "help": "With no tokenizer to load: train a BERT WordPiece tokenizer of this size on the training text."
+        },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache models and data sets."})
     model_revision: str = field(default="main", metadata={"help": "Model version: a branch, tag or commit id."})
@@ -85,7 +93,9 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         run_setup.require_existing_paths(
-            model_name_or_path=self.model_name_or_path, config_name=self.config_name, tokenizer_name=self.tokenizer_name
+            model_name_or_path=self.model_name_or_path,
+            config_name=self.config_name,
+            tokenizer_name=self.tokenizer_name,
         )
         if self.config_overrides and self.model_name_or_path:
             raise ValueError(
@@ -104,8 +114,12 @@ class DataTrainingArguments:
     """The text corpus and how to cut it into training examples."""
 
     dataset_name: str | None = field(default=None, metadata={"help": "Hub data set name, e.g. wikitext."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub data set configuration, e.g. wikitext-2-raw-v1."})
-    train_file: str | None = field(default=None, metadata={"help": "Local training text: txt (one text per line), csv, json or jsonl."})
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Hub data set configuration, e.g. wikitext-2-raw-v1."}
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local training text: txt (one text per line), csv, json or jsonl."}
+    )
     validation_file: str | None = field(default=None, metadata={"help": "Local held-out text, same formats."})
     text_column_name: str = field(default="text", metadata={"help": "The text column of csv/json data."})
     validation_split_percentage: int = field(
@@ -117,18 +131,26 @@ class DataTrainingArguments:
     line_by_line: bool = field(
         default=False, metadata={"help": "One example per line; default concatenates the text and cuts it in blocks."}
     )
-    pad_to_max_length: bool = field(default=False, metadata={"help": "Line by line: pad every line to max_seq_length."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Share of tokens chosen for the MLM loss (80/10/10)."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Redo the tokenization instead of using the cache."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Line by line: pad every line to max_seq_length."}
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "Share of tokens chosen for the MLM loss (80/10/10)."}
+    )
+    overwrite_cache: bool = field(
+        default=False, metadata={"help": "Redo the tokenization instead of using the cache."}
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation examples."})
 
     def __post_init__(self) -> None:
         run_setup.require_positive(
-            max_seq_length=self.max_seq_length, max_train_samples=self.max_train_samples,
-            max_eval_samples=self.max_eval_samples, preprocessing_num_workers=self.preprocessing_num_workers,
-        )  # fmt: skip
+            max_seq_length=self.max_seq_length,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
+            preprocessing_num_workers=self.preprocessing_num_workers,
+        )
         if self.dataset_name is None and self.train_file is None and self.validation_file is None:
             raise ValueError("Nothing to train on: pass --dataset_name, or --train_file (and --validation_file).")
         if not 0 < self.mlm_probability < 1:
@@ -138,7 +160,10 @@ class DataTrainingArguments:
 def load_corpus(data_args: DataTrainingArguments, cache_dir: str | None, seed: int) -> DatasetDict:
     """Train and validation text; without validation data, a held-out share of the training data."""
     if data_args.train_file or data_args.validation_file:
-        files = {"train": (data_args.train_file, "--train_file"), "validation": (data_args.validation_file, "--validation_file")}
+        files = {
+            "train": (data_args.train_file, "--train_file"),
+            "validation": (data_args.validation_file, "--validation_file"),
+        }
         raw = load_local_files({s: f for s, f in files.items() if f[0]}, LOCAL_EXTENSIONS, cache_dir=cache_dir)
     else:
         raw = load_hub_dataset(
@@ -165,7 +190,9 @@ def text_column(raw: DatasetDict, wanted: str) -> str:
         return wanted
     if len(columns) == 1:
         return columns[0]
-    raise ValueError(f"No text column {wanted!r} in the corpus (columns: {', '.join(columns)}). Name it with --text_column_name.")
+    raise ValueError(
+        f"No text column {wanted!r} in the corpus (columns: {', '.join(columns)}). Name it with --text_column_name."
+    )
 
 
 def drop_blank_lines(raw: DatasetDict, column: str, data_args: DataTrainingArguments) -> DatasetDict:
@@ -174,7 +201,11 @@ def drop_blank_lines(raw: DatasetDict, column: str, data_args: DataTrainingArgum
     for split, dataset in kept.items():
         if len(dataset) == 0:
             where = {"train": data_args.train_file, "validation": data_args.validation_file}.get(split)
-            source = f"{'--train_file' if split == 'train' else '--validation_file'} {where!r}" if where else f"the {split} split"
+            source = (
+                f"{'--train_file' if split == 'train' else '--validation_file'} {where!r}"
+                if where
+                else f"the {split} split"
+            )
             raise ValueError(
                 f"--line_by_line: {source} has no non-blank lines in column {column!r}, so there is nothing to train "
                 "or evaluate on. Check the file (or drop --line_by_line to concatenate the text)."
@@ -184,15 +215,21 @@ def drop_blank_lines(raw: DatasetDict, column: str, data_args: DataTrainingArgum
 
 def load_config(model_args: ModelArguments):
     """The model config: the pretrained model's, a config file or directory, or a model type's default."""
-    kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token,
-              "trust_remote_code": model_args.trust_remote_code}  # fmt: skip
+    kwargs = {
+        "cache_dir": model_args.cache_dir,
+        "revision": model_args.model_revision,
+        "token": model_args.token,
+        "trust_remote_code": model_args.trust_remote_code,
+    }
     if model_args.model_name_or_path:
         return AutoConfig.from_pretrained(model_args.model_name_or_path, **kwargs)
     if model_args.config_name:
         config = AutoConfig.from_pretrained(model_args.config_name, **kwargs)
     else:
         if model_args.model_type not in CONFIG_MAPPING:
-            raise ValueError(f"Unknown --model_type {model_args.model_type!r}. Known: {', '.join(CONFIG_MAPPING.keys())}.")
+            raise ValueError(
+                f"Unknown --model_type {model_args.model_type!r}. Known: {', '.join(CONFIG_MAPPING.keys())}."
+            )
         config = CONFIG_MAPPING[model_args.model_type]()
     if model_args.config_overrides:
         logger.info("Overriding config: %s", model_args.config_overrides)
@@ -215,16 +252,21 @@ def load_tokenizer(model_args: ModelArguments, raw: DatasetDict, column: str):
         source = model_args.config_name
     if source is not None:
         return AutoTokenizer.from_pretrained(
-            source, cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
+            source,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
             trust_remote_code=model_args.trust_remote_code,
-        )  # fmt: skip
+        )
     if not model_args.tokenizer_vocab_size:
         raise ValueError(
             "No tokenizer: pass --tokenizer_name (a directory or Hub id), a --config_name directory that holds one, "
             "or --tokenizer_vocab_size N to train a WordPiece tokenizer on the training text."
         )
     logger.info("Training a WordPiece tokenizer (vocabulary %d) on the training text", model_args.tokenizer_vocab_size)
-    return train_wordpiece_tokenizer((t for t in raw["train"][column] if t), vocab_size=model_args.tokenizer_vocab_size)
+    return train_wordpiece_tokenizer(
+        (t for t in raw["train"][column] if t), vocab_size=model_args.tokenizer_vocab_size
+    )
 
 
 def mlm_collator(tokenizer, mlm_probability: float = 0.15, pad_to_multiple_of: int | None = None):
@@ -234,9 +276,13 @@ def mlm_collator(tokenizer, mlm_probability: float = 0.15, pad_to_multiple_of: i
     tokens and leaves `labels` alone.
     """
     return DataCollatorForLanguageModeling(
-        tokenizer, mlm=True, mlm_probability=mlm_probability, mask_replace_prob=0.8, random_replace_prob=0.1,
+        tokenizer,
+        mlm=True,
+        mlm_probability=mlm_probability,
+        mask_replace_prob=0.8,
+        random_replace_prob=0.1,
         pad_to_multiple_of=pad_to_multiple_of,
-    )  # fmt: skip
+    )
 
 
 def perplexity(loss: float) -> float:
@@ -260,27 +306,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(model_args)
     tokenizer = load_tokenizer(model_args, raw, column)
     if tokenizer.mask_token is None:
-        raise ValueError(f"The tokenizer ({type(tokenizer).__name__}) has no mask token, so it cannot be used for masked-LM training.")
+        raise ValueError(
+            f"The tokenizer ({type(tokenizer).__name__}) has no mask token, so it cannot be used for masked-LM training."
+        )
 
     if model_args.model_name_or_path:
         model = AutoModelForMaskedLM.from_pretrained(
-            model_args.model_name_or_path, config=config, cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision, token=model_args.token, trust_remote_code=model_args.trust_remote_code,
-        )  # fmt: skip
+            model_args.model_name_or_path,
+            config=config,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
     else:
         if config.vocab_size != len(tokenizer):
             logger.info("Setting vocab_size to the tokenizer's %d (config said %d)", len(tokenizer), config.vocab_size)
             config.vocab_size = len(tokenizer)
         config.pad_token_id = tokenizer.pad_token_id
         model = AutoModelForMaskedLM.from_config(config, trust_remote_code=model_args.trust_remote_code)
-        logger.info("Training a new %s from scratch: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6)
+        logger.info(
+            "Training a new %s from scratch: %.1fM parameters", type(model).__name__, model.num_parameters() / 1e6
+        )
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
 
     longest = min(tokenizer.model_max_length, getattr(config, "max_position_embeddings", None) or 10**9)
     max_seq_length = min(data_args.max_seq_length or 512, longest)
     if data_args.max_seq_length and data_args.max_seq_length > longest:
-        logger.warning("--max_seq_length %d is longer than the model allows; using %d", data_args.max_seq_length, longest)
+        logger.warning(
+            "--max_seq_length %d is longer than the model allows; using %d", data_args.max_seq_length, longest
+        )
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
     with training_args.main_process_first(desc="dataset map pre-processing"):
         if data_args.line_by_line:
@@ -288,30 +344,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             def tokenize(batch):
                 lines = [line for line in batch[column] if line and not line.isspace()]
-                return tokenizer(lines, padding=padding, truncation=True, max_length=max_seq_length,
-                                 return_special_tokens_mask=True)  # fmt: skip
+                return tokenizer(
+                    lines, padding=padding, truncation=True, max_length=max_seq_length, return_special_tokens_mask=True
+                )
         else:
 
             def tokenize(batch):
                 return tokenizer([t or "" for t in batch[column]], return_special_tokens_mask=True)
 
         tokenized = raw.map(
-            tokenize, batched=True, num_proc=data_args.preprocessing_num_workers,
-            remove_columns=next(iter(raw.values())).column_names, load_from_cache_file=not data_args.overwrite_cache,
+            tokenize,
+            batched=True,
+            num_proc=data_args.preprocessing_num_workers,
+            remove_columns=next(iter(raw.values())).column_names,
+            load_from_cache_file=not data_args.overwrite_cache,
             desc="Tokenizing the corpus",
-        )  # fmt: skip
+        )
         if not data_args.line_by_line:
 
             def group_texts(examples):
                 """Concatenate the tokenized texts and cut them into blocks of max_seq_length (dropping the rest)."""
                 joined = {k: list(chain(*examples[k])) for k in examples}
                 total = (len(joined["input_ids"]) // max_seq_length) * max_seq_length
-                return {k: [v[i : i + max_seq_length] for i in range(0, total, max_seq_length)] for k, v in joined.items()}
+                return {
+                    k: [v[i : i + max_seq_length] for i in range(0, total, max_seq_length)] for k, v in joined.items()
+                }
 
             tokenized = tokenized.map(
-                group_texts, batched=True, num_proc=data_args.preprocessing_num_workers,
-                load_from_cache_file=not data_args.overwrite_cache, desc=f"Grouping texts in blocks of {max_seq_length}",
-            )  # fmt: skip
+                group_texts,
+                batched=True,
+                num_proc=data_args.preprocessing_num_workers,
+                load_from_cache_file=not data_args.overwrite_cache,
+                desc=f"Grouping texts in blocks of {max_seq_length}",
+            )
         for split, limit in limits.items():
             if split in tokenized and limit is not None:
                 tokenized[split] = tokenized[split].select(range(min(limit, len(tokenized[split]))))
@@ -324,9 +389,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
 
     collator = mlm_collator(
-        tokenizer, data_args.mlm_probability,
+        tokenizer,
+        data_args.mlm_probability,
         pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) and data_args.line_by_line else None,
-    )  # fmt: skip
+    )
     # ----- SSE: one SSEConfig from the --sse_* options; its callback goes to Trainer (none for the baseline) ----
     sse_config = sse_args.to_config()
     sse_callback = SSECallback(sse_config, tokenizer=tokenizer) if sse_args.is_active() else None

@@ -115,8 +115,11 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
     if not isinstance(stored, dict):
         return
     current = config.to_dict()
-    changed = [f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now" for name in current
-               if name in stored and stored[name] != current[name]]  # fmt: skip
+    changed = [
+        f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now"
+        for name in current
+        if name in stored and stored[name] != current[name]
+    ]
     if changed:
         warnings.warn(
             f"sse_hf: resuming from a checkpoint trained with different SSE settings ({'; '.join(changed)}). The run "
@@ -159,11 +162,13 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
     value = attributes.get("adaptive") if isinstance(attributes, dict) else None
     if value is None:
         return None
-    reference, factor = (value.get(key) for key in ("reference_loss", "factor")) if isinstance(value, dict) else ("", None)
+    reference, factor = (
+        (value.get(key) for key in ("reference_loss", "factor")) if isinstance(value, dict) else ("", None)
+    )
     if not (reference is None or is_number(reference)) or not (is_number(factor) and 0.0 <= factor <= 1.0):
         raise ValueError(
             "The checkpoint's trainer_state.json holds a corrupted SSECallback state: "
-            "stateful_callbacks.SSECallback.attributes.adaptive must be {\"reference_loss\": a number or null, "
+            'stateful_callbacks.SSECallback.attributes.adaptive must be {"reference_loss": a number or null, '
             f'"factor": a number in [0, 1]}}, got {value!r}. Restore the file from the checkpoint you saved, or '
             "delete the SSECallback entry to restart the adaptive schedule."
         )
@@ -192,7 +197,9 @@ class SSECallback(TrainerCallback, ExportableState):
         if config is None:
             config = SSEConfig()
         if not isinstance(config, SSEConfig):
-            raise TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
+            raise TypeError(
+                f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...)."
+            )
         self.config = config.replace(**overrides) if overrides else config
         self.tokenizer = as_tokenizer(tokenizer, "SSECallback(tokenizer=)")
         self.handle: SSEHandle | None = None
@@ -234,7 +241,9 @@ class SSECallback(TrainerCallback, ExportableState):
         tokenizer = self.tokenizer if self.tokenizer is not None else as_tokenizer(processing_class, "", strict=False)
         stored = _stored_counts(saved)  # both checked before anything changes
         # A checkpoint's adaptive schedule; else, on a second train(), where the first one left it.
-        adaptive = _stored_adaptive(saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config)
+        adaptive = _stored_adaptive(
+            saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config
+        )
         graph = self._checkpoint_graph(args, state, resume_from)
         _warn_if_config_changed(saved, self.config)
         _warn_if_no_step_logs(args, state, self.config)
@@ -256,9 +265,11 @@ class SSECallback(TrainerCallback, ExportableState):
         """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume)."""
         if self.config.graph != "knn" or state.global_step == 0:
             return None
-        folders = [resume_from if isinstance(resume_from, (str, os.PathLike)) else None,
-                   getattr(args, "resume_from_checkpoint", None),
-                   os.path.join(args.output_dir or "", f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")]  # fmt: skip
+        folders = [
+            resume_from if isinstance(resume_from, (str, os.PathLike)) else None,
+            getattr(args, "resume_from_checkpoint", None),
+            os.path.join(args.output_dir or "", f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"),
+        ]
         for folder in folders:
             if folder and os.path.isfile(os.path.join(folder, GRAPH_NAME)):
                 return SSEGraph.load(os.path.join(folder, GRAPH_NAME))

@@ -142,7 +142,9 @@ class SSEConfig:
         if self.p_schedule == "linear_warmup" and self.p_warmup_ratio == 0:
             raise ValueError("SSEConfig.p_schedule='linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
         for name in ("adaptive_start", "adaptive_full"):
-            setattr(self, name, check_fraction(f"SSEConfig.{name}", getattr(self, name), low_open=True, high_open=False))
+            setattr(
+                self, name, check_fraction(f"SSEConfig.{name}", getattr(self, name), low_open=True, high_open=False)
+            )
         if self.adaptive_full >= self.adaptive_start:
             raise ValueError(
                 f"SSEConfig.adaptive_full ({self.adaptive_full}) must be below adaptive_start ({self.adaptive_start}): "

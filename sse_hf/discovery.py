@@ -33,7 +33,11 @@ def _sentence_transformer_model(model: nn.Module) -> nn.Module | None:
 
     A SentenceTransformer is an `nn.Sequential` of modules with no `get_input_embeddings()` of its own.
     """
-    if not isinstance(model, nn.Sequential) or len(model) == 0 or callable(getattr(model, "get_input_embeddings", None)):
+    if (
+        not isinstance(model, nn.Sequential)
+        or len(model) == 0
+        or callable(getattr(model, "get_input_embeddings", None))
+    ):
         return None
     inner = getattr(model[0], "auto_model", None)
     return inner if isinstance(inner, nn.Module) else None
@@ -72,7 +76,9 @@ def find_token_embeddings(model: nn.Module, decoder: bool = False) -> dict[str, 
         if decoder:
             get_decoder = getattr(model, "get_decoder", None)
             stack = get_decoder() if callable(get_decoder) else None
-            found["decoder"] = None if stack is None else _input_embeddings(stack) or getattr(stack, "embed_tokens", None)
+            found["decoder"] = (
+                None if stack is None else _input_embeddings(stack) or getattr(stack, "embed_tokens", None)
+            )
     else:
         found = {"input": _input_embeddings(model)}
     missing = [role for role, module in found.items() if module is None]

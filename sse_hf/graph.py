@@ -191,7 +191,10 @@ class SSEGraph:
                 "match this tokenizer."
             )
         return SSEGraph.from_edges(
-            sources[keep], graph.neighbors[keep], graph.probabilities()[keep], vocab_size=graph.vocab_size,
+            sources[keep],
+            graph.neighbors[keep],
+            graph.probabilities()[keep],
+            vocab_size=graph.vocab_size,
             metadata={**graph.metadata, "excluded_ids": len(ids)},
         ).to(self.device)
 
@@ -260,7 +263,11 @@ class SSEGraph:
     def from_source_edges(cls, edges: graph_sources.Edges, *, undirected: bool = False) -> SSEGraph:
         """The graph of edges read by `sse_hf.graph_sources` (`read_edges`): the one place a user's graph is built."""
         return cls.from_edges(
-            edges.sources, edges.targets, edges.weights, vocab_size=edges.vocab_size, undirected=undirected,
+            edges.sources,
+            edges.targets,
+            edges.weights,
+            vocab_size=edges.vocab_size,
+            undirected=undirected,
             metadata={"source": edges.origin},
         )
 
@@ -385,6 +392,7 @@ class SSEGraph:
         offsets[1:] = torch.cumsum(torch.bincount(rows, minlength=vocab_size), 0)
         info = {"source": "edges", "vocab_size": vocab_size, **(metadata or {})}
         return cls(offsets, neighbors, _row_cumulative(summed, offsets), info)
+
 
 # ----- helpers --------------------------------------------------------------------------------
 def _as_id_tensor(name: str, values: Any) -> torch.Tensor:

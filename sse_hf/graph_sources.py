@@ -108,7 +108,7 @@ def json_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | Non
         ) from None
     if not isinstance(mapping, dict):
         raise ValueError(
-            f"{path} must hold a JSON object of token -> neighbours, e.g. {{\"good\": [\"great\"]}}; got a "
+            f'{path} must hold a JSON object of token -> neighbours, e.g. {{"good": ["great"]}}; got a '
             f"{type(mapping).__name__}."
         )
     _check_json_readings(path, mapping)
@@ -213,9 +213,7 @@ def knn_rows(
     weight = _embedding_weight(embeddings)
     if weighting not in ("softmax", "uniform"):
         raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
-    if weighting == "softmax" and (
-        not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0
-    ):
+    if weighting == "softmax" and (not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
     chunk_size = check_positive_int("chunk_size", chunk_size)
     rows = weight.shape[0]
@@ -248,9 +246,7 @@ def knn_rows(
         dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
         table = weight.detach()[:vocab_size]
         if not bool(torch.isfinite(table).all()):
-            raise ValueError(
-                "The embedding table holds NaN or infinite values; cannot compute cosine similarities."
-            )
+            raise ValueError("The embedding table holds NaN or infinite values; cannot compute cosine similarities.")
         normed = torch.nn.functional.normalize(table[candidates.to(table.device)].to(dtype), dim=1)
         neighbor_positions = torch.empty(count, k, dtype=torch.int64)
         similarities = torch.empty(count, k, dtype=dtype)

@@ -125,9 +125,10 @@ class SSEHandle:
         """
         embeddings = {id(lookup.module) for lookup in self._lookups if lookup.is_word_piece}
         return [
-            module for module in self.model.modules()
+            module
+            for module in self.model.modules()
             if module is not self.model and any(id(child) in embeddings for child in module.children())
-        ]  # fmt: skip
+        ]
 
     def remove(self) -> None:
         """Detach every hook this handle added and unregister it. Safe to call twice."""

@@ -95,7 +95,11 @@ def patch_model(
         knn = isinstance(source, str) and source == "knn"
         sampler = GraphSampler(
             prepare_graph(
-                source, table_size=table_size, vocabulary=vocabulary, tokenizer=tokenizer, model=base,
+                source,
+                table_size=table_size,
+                vocabulary=vocabulary,
+                tokenizer=tokenizer,
+                model=base,
                 **({"k": config.graph_k} if knn else {}),
             )
         )

@@ -98,9 +98,7 @@ def swap_uniform(
     return Swap(torch.where(swapped, replacement, input_ids), swapped, eligible)
 
 
-def swap_labels(
-    labels: torch.Tensor, p: float, num_classes: int, generator: torch.Generator | None = None
-) -> Swap:
+def swap_labels(labels: torch.Tensor, p: float, num_classes: int, generator: torch.Generator | None = None) -> Swap:
     """Label SSE: replace each class label, independently with probability `p`, by a different class.
 
     The new class is uniform over the other `num_classes - 1`. Labels outside [0, num_classes),
@@ -147,6 +145,8 @@ def swap_graph(
     slot += graph.row_start.index_select(0, safe)
     bits &= ALIAS_MASK
     keep = bits < graph.alias_threshold.index_select(0, slot)
-    replacement = torch.where(keep, graph.neighbor_table.index_select(0, slot), graph.alias_table.index_select(0, slot))
+    replacement = torch.where(
+        keep, graph.neighbor_table.index_select(0, slot), graph.alias_table.index_select(0, slot)
+    )
     new_ids = torch.where(swapped, replacement.to(input_ids.dtype), flat)
     return Swap(new_ids.view_as(input_ids), swapped.view_as(input_ids), eligible.view_as(input_ids))

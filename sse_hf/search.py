@@ -69,7 +69,9 @@ def sse_hp_space(**space: tuple[float, float] | Sequence[Any]) -> Callable[[Any]
             raise ValueError(f"sse_hp_space got {name!r}, which is no SSEConfig field. Choose from {sorted(fields)}.")
         if isinstance(values, tuple):
             if len(values) != 2 or not all(is_number(v) for v in values):
-                raise ValueError(f"sse_hp_space({name}=...): a range is a (low, high) tuple of numbers, got {values!r}.")
+                raise ValueError(
+                    f"sse_hp_space({name}=...): a range is a (low, high) tuple of numbers, got {values!r}."
+                )
             if values[0] > values[1]:
                 raise ValueError(f"sse_hp_space({name}={values!r}): low must not be above high.")
         elif isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:

@@ -67,5 +67,12 @@ def tiny_model_dir(tmp_path_factory) -> str:
     from recipes.kit.tiny_bert import build_tiny_bert
 
     directory = tmp_path_factory.mktemp("tiny-bert")
-    return build_tiny_bert(str(directory), corpus_texts(), vocab_size=200, hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=2, max_position_embeddings=64)  # fmt: skip
+    return build_tiny_bert(
+        str(directory),
+        corpus_texts(),
+        vocab_size=200,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+    )

@@ -46,10 +46,38 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 def corpus_texts() -> list[str]:
     """Text to train the tiny tokenizer on: every word the test data uses, and some GLUE-ish filler."""
-    words = POSITIVE + NEGATIVE + SUBJECTS + [
-        "is", "not", "a", "an", "what", "who", "why", "does", "it", "man", "woman", "dog", "cat", "runs", "sat",
-        "on", "mat", "park", "question", "answer", "same", "different", "today", "yesterday", "because",
-    ]  # fmt: skip
+    words = (
+        POSITIVE
+        + NEGATIVE
+        + SUBJECTS
+        + [
+            "is",
+            "not",
+            "a",
+            "an",
+            "what",
+            "who",
+            "why",
+            "does",
+            "it",
+            "man",
+            "woman",
+            "dog",
+            "cat",
+            "runs",
+            "sat",
+            "on",
+            "mat",
+            "park",
+            "question",
+            "answer",
+            "same",
+            "different",
+            "today",
+            "yesterday",
+            "because",
+        ]
+    )
     rng = random.Random(1)
     return [" ".join(rng.choice(words) for _ in range(8)) for _ in range(300)]
 
@@ -57,18 +85,28 @@ def corpus_texts() -> list[str]:
 def fast_args(output_dir, *extra: str, steps: int = 4) -> list[str]:
     """Flags that keep a recipe run to a few seconds on 2 CPU cores."""
     return [
-        "--output_dir", str(output_dir),
-        "--max_steps", str(steps),
-        "--per_device_train_batch_size", "8",
-        "--per_device_eval_batch_size", "8",
-        "--learning_rate", "1e-3",
-        "--save_strategy", "no",
-        "--report_to", "none",
-        "--log_level", "warning",
-        "--dataloader_pin_memory", "False",
-        "--max_seq_length", "32",
+        "--output_dir",
+        str(output_dir),
+        "--max_steps",
+        str(steps),
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "8",
+        "--learning_rate",
+        "1e-3",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--log_level",
+        "warning",
+        "--dataloader_pin_memory",
+        "False",
+        "--max_seq_length",
+        "32",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def read_results(output_dir) -> dict:

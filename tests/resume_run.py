@@ -52,10 +52,19 @@ def train(output_dir: str, seed: int | None, kill_at: int = 0, resume: bool = Fa
         SSEConfig(p=0.3, p_schedule="linear_decay", label_p=0.2, seed=seed), tokenizer=tiny_tokenizer(tokenizer_dir)
     )
     args = TrainingArguments(
-        output_dir=output_dir, max_steps=MAX_STEPS, save_steps=SAVE_STEPS, per_device_train_batch_size=4,
-        logging_steps=1, learning_rate=1e-2, lr_scheduler_type="constant", report_to=[], use_cpu=True, seed=7,
-        disable_tqdm=True, save_only_model=False,
-    )  # fmt: skip
+        output_dir=output_dir,
+        max_steps=MAX_STEPS,
+        save_steps=SAVE_STEPS,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+        save_only_model=False,
+    )
     model = tiny_bert()
     callbacks = [callback] + ([KillAt(kill_at)] if kill_at else [])
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks)

@@ -137,7 +137,9 @@ def test_resume_from_checkpoint_continues_exactly(tokenizer, tmp_path):
 
     straight, straight_cb, _ = run(tmp_path / "straight", 4)
     run(tmp_path / "interrupted", 2)
-    resumed, resumed_cb, trainer = run(tmp_path / "interrupted", 4, resume=str(tmp_path / "interrupted" / "checkpoint-2"))
+    resumed, resumed_cb, trainer = run(
+        tmp_path / "interrupted", 4, resume=str(tmp_path / "interrupted" / "checkpoint-2")
+    )
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
     assert resumed_cb.totals == straight_cb.totals and resumed_cb.totals[0] > 0
@@ -170,8 +172,12 @@ def test_train_again_after_a_failed_run_replaces_the_callbacks_own_hooks(tokeniz
 
     model = tiny_bert()
     callback = SSECallback(p=0.2, tokenizer=tokenizer)
-    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-                      callbacks=[callback, BoomOnce()])
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, save_strategy="no"),
+        train_dataset=_dataset(),
+        callbacks=[callback, BoomOnce()],
+    )
     with pytest.raises(RuntimeError):
         trainer.train()
     assert get_handle(model) is callback.handle
@@ -188,8 +194,13 @@ def test_processing_class_is_used_as_tokenizer(tokenizer, tmp_path):
         def on_step_begin(self, args, state, control, **kwargs):
             seen["vocabulary"] = callback.handle.vocabulary
 
-    trainer = Trainer(model=model, args=_args(tmp_path, max_steps=1, save_strategy="no"), train_dataset=_dataset(),
-                      processing_class=tokenizer, callbacks=[callback, Spy()])
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, max_steps=1, save_strategy="no"),
+        train_dataset=_dataset(),
+        processing_class=tokenizer,
+        callbacks=[callback, Spy()],
+    )
     trainer.train()
     assert seen["vocabulary"].size == len(tokenizer)
 
@@ -205,19 +216,22 @@ def test_callback_bad_arguments():
 def test_swaps_reach_the_lookup_during_trainer_steps(tokenizer, tmp_path):
     model = tiny_bert()
     records, _ = record_lookups(model.get_input_embeddings())
-    Trainer(model=model, args=_args(tmp_path, max_steps=2, save_strategy="no"), train_dataset=_dataset(),
-            callbacks=[SSECallback(p=0.5, tokenizer=tokenizer)]).train()
+    Trainer(
+        model=model,
+        args=_args(tmp_path, max_steps=2, save_strategy="no"),
+        train_dataset=_dataset(),
+        callbacks=[SSECallback(p=0.5, tokenizer=tokenizer)],
+    ).train()
     originals = {tuple(row) for row in _dataset()["input_ids"]}
     assert all(tuple(row) not in originals for batch in records for row in batch.tolist())
 
 
 def test_label_and_table_rates_are_logged_and_kept_after_training(tokenizer, tmp_path):
     model = tiny_bert()
-    callback = SSECallback(
-        SSEConfig(p=0.1, label_p=0.5, table_p={"token_type_embeddings": 0.5}), tokenizer=tokenizer
+    callback = SSECallback(SSEConfig(p=0.1, label_p=0.5, table_p={"token_type_embeddings": 0.5}), tokenizer=tokenizer)
+    trainer = Trainer(
+        model=model, args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(), callbacks=[callback]
     )
-    trainer = Trainer(model=model, args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-                      callbacks=[callback])
     trainer.train()
     table = "bert.embeddings.token_type_embeddings"
     step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -236,8 +250,9 @@ def test_the_summary_gives_the_inputs_totals_in_what_train_returns(tokenizer, tm
     """The end-of-training summary (the dict `trainer.train()` returns as `metrics`) carries the inputs' counts over
     all training, summed over the processes: in one process, the callback's own totals. Label SSE stays apart."""
     callback = SSECallback(SSEConfig(p=0.3, label_p=0.5), tokenizer=tokenizer)
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-                      callbacks=[callback])  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(), callbacks=[callback]
+    )
     metrics = trainer.train().metrics
     seen, eligible, swapped = callback.totals
     stats = callback.stats()
@@ -262,16 +277,25 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, seed):
     out = tmp_path / "killed"
     script = Path(resume_run.__file__)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, str(script), str(out), str(seed).lower(), str(resume_run.KILL_AT)], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), str(seed).lower(), str(resume_run.KILL_AT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -9, done.stderr[-3000:]  # killed by SIGKILL at step 13, after checkpoint-8
     assert (out / "checkpoint-8").is_dir() and not (out / "checkpoint-16").exists()
     resumed_model, resumed_cb, resumed = resume_run.train(str(out), seed, resume=True)
 
     assert resumed_cb.stats() == straight_cb.stats() and resumed_cb.totals[2] > 0
+
     def rates(trainer):
-        return {e["step"]: (e["sse/p"], e["sse/swap_rate"], e["sse/labels/swap_rate"])
-                for e in trainer.state.log_history if "loss" in e}  # fmt: skip
+        return {
+            e["step"]: (e["sse/p"], e["sse/swap_rate"], e["sse/labels/swap_rate"])
+            for e in trainer.state.log_history
+            if "loss" in e
+        }
 
     after = {step: value for step, value in rates(straight).items() if step > 8}
     assert {step: value for step, value in rates(resumed).items() if step > 8} == after and len(after) == 16
@@ -285,8 +309,12 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, seed):
 )
 def test_corrupted_callback_state_in_a_checkpoint_is_a_clear_error(tokenizer, tmp_path, counts):
     def trainer(max_steps):
-        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2),
-                       train_dataset=_dataset(), callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)])  # fmt: skip
+        return Trainer(
+            model=tiny_bert(),
+            args=_args(tmp_path, max_steps=max_steps, save_steps=2),
+            train_dataset=_dataset(),
+            callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)],
+        )
 
     trainer(2).train()
     state_file = tmp_path / "checkpoint-2" / "trainer_state.json"
@@ -302,8 +330,9 @@ def test_corrupted_callback_state_in_a_checkpoint_is_a_clear_error(tokenizer, tm
 
 def test_stats_is_a_method_on_the_callback_as_on_the_handle(tokenizer, tmp_path):
     callback = SSECallback(p=0.3, tokenizer=tokenizer)
-    Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-            callbacks=[callback]).train()  # fmt: skip
+    Trainer(
+        model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(), callbacks=[callback]
+    ).train()
     stats = callback.stats()
     assert type(stats) is dict and stats["input"]["tokens_seen"] == callback.totals[0] > 0
     assert inspect.ismethod(callback.stats) and stats == callback.stats()  # a plain method: no dict-like shim
@@ -320,8 +349,12 @@ def test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log(
             seen.append((state.log_history[-1] is not logs, dict(state.log_history[-1]), dict(logs)))
 
     probe = Probe()
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", report_to=["tensorboard"]),
-                      train_dataset=_dataset(), callbacks=[probe])  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, save_strategy="no", report_to=["tensorboard"]),
+        train_dataset=_dataset(),
+        callbacks=[probe],
+    )
     names = [type(cb).__name__ for cb in trainer.callback_handler.callbacks]
     assert names.index("TensorBoardCallback") < names.index("Probe")  # reporters run before the user's callbacks
     trainer.train()
@@ -340,8 +373,12 @@ def test_logged_swap_rate_is_the_rate_since_the_previous_log_and_follows_the_sch
             embedding.register_forward_hook(lambda m, a, out: steps[-1].append(a[0].clone()))  # after SSE
 
     callback = SSECallback(SSEConfig(p=0.8, p_schedule="linear_decay", seed=3), tokenizer=tokenizer)
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=8, logging_steps=2, save_strategy="no"),
-                      train_dataset=_dataset(), callbacks=[callback, Spy()])  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=8, logging_steps=2, save_strategy="no"),
+        train_dataset=_dataset(),
+        callbacks=[callback, Spy()],
+    )
     trainer.train()
     measured = []
     for first in range(0, 8, 2):
@@ -358,9 +395,14 @@ def test_logged_swap_rate_is_the_rate_since_the_previous_log_and_follows_the_sch
 # ----- issue 17: Trainer re-entry paths, config checks and warnings -------------------------------------------------
 def test_restore_callback_states_from_checkpoint_is_refused_with_a_clear_error(tokenizer, tmp_path):
     """Trainer would replace the user's SSECallback by one rebuilt from JSON, without its tokenizer."""
+
     def trainer(max_steps, **extra):
-        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2, **extra),
-                       train_dataset=_dataset(), callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)])  # fmt: skip
+        return Trainer(
+            model=tiny_bert(),
+            args=_args(tmp_path, max_steps=max_steps, save_steps=2, **extra),
+            train_dataset=_dataset(),
+            callbacks=[SSECallback(p=0.3, tokenizer=tokenizer)],
+        )
 
     trainer(2, restore_callback_states_from_checkpoint=True).train()  # fine when nothing is restored
     state_file = tmp_path / "checkpoint-2" / "trainer_state.json"
@@ -375,8 +417,9 @@ def test_restore_callback_states_from_checkpoint_is_refused_with_a_clear_error(t
 def test_state_attributes_are_real_attributes_restored_by_from_state(tokenizer, tmp_path):
     """transformers' ExportableState contract: from_state(state()) gives back the same state."""
     callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive"), tokenizer=tokenizer)
-    Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-            callbacks=[callback]).train()  # fmt: skip
+    Trainer(
+        model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(), callbacks=[callback]
+    ).train()
     state = callback.state()
     assert set(state["attributes"]) <= set(dir(callback))
     restored = SSECallback.from_state(json.loads(json.dumps(state)))
@@ -384,8 +427,12 @@ def test_state_attributes_are_real_attributes_restored_by_from_state(tokenizer, 
 
 
 def test_two_sse_callbacks_in_one_trainer_is_a_clear_error(tokenizer, tmp_path):
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(),
-                      callbacks=[SSECallback(p=0.1, tokenizer=tokenizer), SSECallback(p=0.2, tokenizer=tokenizer)])
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, save_strategy="no"),
+        train_dataset=_dataset(),
+        callbacks=[SSECallback(p=0.1, tokenizer=tokenizer), SSECallback(p=0.2, tokenizer=tokenizer)],
+    )
     with pytest.raises(ValueError, match="one SSECallback per Trainer"):
         trainer.train()
     assert get_handle(trainer.model) is None
@@ -393,8 +440,12 @@ def test_two_sse_callbacks_in_one_trainer_is_a_clear_error(tokenizer, tmp_path):
 
 def test_resuming_under_a_different_sse_config_warns_naming_the_fields(tokenizer, tmp_path):
     def trainer(max_steps, **sse):
-        return Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=max_steps, save_steps=2),
-                       train_dataset=_dataset(), callbacks=[SSECallback(tokenizer=tokenizer, **sse)])  # fmt: skip
+        return Trainer(
+            model=tiny_bert(),
+            args=_args(tmp_path, max_steps=max_steps, save_steps=2),
+            train_dataset=_dataset(),
+            callbacks=[SSECallback(tokenizer=tokenizer, **sse)],
+        )
 
     trainer(2, p=0.5).train()
     with pytest.warns(UserWarning, match=r"different SSE settings.*p: 0\.5 in the checkpoint, 0\.05 now.*seed"):
@@ -407,8 +458,12 @@ def test_resuming_under_a_different_sse_config_warns_naming_the_fields(tokenizer
 @pytest.mark.parametrize("logging", [{"logging_strategy": "no"}, {"logging_steps": 10}])
 def test_adaptive_schedule_without_step_logs_warns_at_train_begin(tokenizer, tmp_path, logging):
     callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive"), tokenizer=tokenizer)
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", **logging), train_dataset=_dataset(),
-                      callbacks=[callback])  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, save_strategy="no", **logging),
+        train_dataset=_dataset(),
+        callbacks=[callback],
+    )
     with pytest.warns(UserWarning, match="p_schedule='adaptive'.*no training loss is logged.*logging_steps"):
         trainer.train()
     assert callback.totals[2] == 0
@@ -418,13 +473,19 @@ def test_adaptive_schedule_without_step_logs_warns_at_train_begin(tokenizer, tmp
 def test_label_p_where_trainer_takes_the_labels_away_is_a_clear_error(tokenizer, tmp_path, option):
     extra = {}
     if option == "compute_loss_func":
+
         def loss(outputs, labels, num_items_in_batch=None):
             return torch.nn.functional.cross_entropy(outputs.logits, labels)
 
         extra["compute_loss_func"] = loss
         option = {}
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no", **option), train_dataset=_dataset(),
-                      callbacks=[SSECallback(p=0.1, label_p=0.5, tokenizer=tokenizer)], **extra)  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, save_strategy="no", **option),
+        train_dataset=_dataset(),
+        callbacks=[SSECallback(p=0.1, label_p=0.5, tokenizer=tokenizer)],
+        **extra,
+    )
     with pytest.raises(ValueError, match="label_p.*label_smoothing_factor.*compute_loss_func"):
         trainer.train()
     assert get_handle(trainer.model) is None
@@ -443,8 +504,13 @@ def test_a_multimodal_processor_gives_its_tokenizer(tokenizer, tmp_path):
             seen["vocabulary"] = callback.handle.vocabulary
 
     callback = SSECallback(p=0.2)
-    Trainer(model=tiny_bert(), args=_args(tmp_path, max_steps=1, save_strategy="no"), train_dataset=_dataset(),
-            processing_class=processor, callbacks=[callback, Spy()]).train()  # fmt: skip
+    Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=1, save_strategy="no"),
+        train_dataset=_dataset(),
+        processing_class=processor,
+        callbacks=[callback, Spy()],
+    ).train()
     vocabulary = seen["vocabulary"]
     assert vocabulary.size == len(tokenizer) == 49 and 48 in vocabulary.protected
     assert max(vocabulary.candidates) < 48
@@ -466,8 +532,12 @@ def test_knn_graph_is_kept_with_the_checkpoint_so_a_resume_is_exact(tokenizer, t
             def on_step_begin(self, args, state, control, **kwargs):
                 graphs.append(callback.handle._lookups[0].sampler.graph)
 
-        trainer = Trainer(model=model, args=_args(output_dir, max_steps=max_steps, lr_scheduler_type="constant",
-                          learning_rate=0.2), train_dataset=_dataset(), callbacks=[callback, Spy()])  # fmt: skip
+        trainer = Trainer(
+            model=model,
+            args=_args(output_dir, max_steps=max_steps, lr_scheduler_type="constant", learning_rate=0.2),
+            train_dataset=_dataset(),
+            callbacks=[callback, Spy()],
+        )
         trainer.train(resume_from_checkpoint=resume)
         return model, callback, graphs[-1]
 
@@ -485,8 +555,12 @@ def test_knn_graph_is_kept_with_the_checkpoint_so_a_resume_is_exact(tokenizer, t
 
 def test_tokens_seen_while_p_is_zero_count_so_rates_are_over_all_training_tokens(tokenizer, tmp_path):
     callback = SSECallback(SSEConfig(p=0.5, p_schedule="linear_warmup", p_warmup_ratio=0.5), tokenizer=tokenizer)
-    trainer = Trainer(model=tiny_bert(), args=_args(tmp_path, save_strategy="no"), train_dataset=_dataset(rows=16),
-                      callbacks=[callback])  # fmt: skip
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, save_strategy="no"),
+        train_dataset=_dataset(rows=16),
+        callbacks=[callback],
+    )
     trainer.train()
     ids = word_ids(rows=16)
     seen, eligible, swapped = callback.totals
@@ -499,6 +573,7 @@ def test_tokens_seen_while_p_is_zero_count_so_rates_are_over_all_training_tokens
 
 def test_auto_find_batch_size_retry_counts_only_the_run_that_trains(tokenizer, tmp_path):
     """Trainer retries train with half the batch after an out-of-memory error, calling on_train_begin again."""
+
     class OutOfMemoryOnce(TrainerCallback):
         raised = False
 

@@ -30,11 +30,11 @@ def _folder(parent: str, name: str) -> Path:
 
 
 def _process(rank: int, port: int, out_dir: str) -> None:
-    from tiny_models import tiny_bert, tiny_tokenizer, word_ids
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
     from sse_hf import SSECallback
     from sse_hf.statistics import sum_across_processes
+    from tiny_models import tiny_bert, tiny_tokenizer, word_ids
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
@@ -54,8 +54,16 @@ def _process(rank: int, port: int, out_dir: str) -> None:
         callback.on_log(args, state, control, logs=summary)
         callback.on_train_end(args, state, control)
         with open(os.path.join(out_dir, f"{rank}.json"), "w") as handle:
-            json.dump({"summed": summed, "own": own, "step": step_logs, "summary": summary,
-                       "stats": callback.stats()["input"]}, handle)  # fmt: skip
+            json.dump(
+                {
+                    "summed": summed,
+                    "own": own,
+                    "step": step_logs,
+                    "summary": summary,
+                    "stats": callback.stats()["input"],
+                },
+                handle,
+            )
     finally:
         dist.destroy_process_group()
 

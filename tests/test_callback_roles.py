@@ -32,12 +32,26 @@ def _rates(counts: list[dict], role: str) -> list[float]:
 
 def test_t5_logs_the_encoder_and_decoder_rates_apart(tmp_path, tokenizer):
     ids = word_ids(rows=32, seed=1)
-    train = Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": (ids != 0).long().tolist(),
-                               "labels": word_ids(rows=32, seed=2).tolist()})  # fmt: skip
+    train = Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": (ids != 0).long().tolist(),
+            "labels": word_ids(rows=32, seed=2).tolist(),
+        }
+    )
     sse = SSECallback(SSEConfig(p=0.1, decoder_p=0.5, seed=0), tokenizer=tokenizer)
     recorder = CountRecorder(sse)
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=6, per_device_train_batch_size=8, logging_steps=1,
-                             report_to=[], use_cpu=True, seed=3, disable_tqdm=True, save_strategy="no")  # fmt: skip
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=6,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        seed=3,
+        disable_tqdm=True,
+        save_strategy="no",
+    )
     trainer = Trainer(model=build("t5"), args=args, train_dataset=train, callbacks=[sse, recorder])
     trainer.train()
     steps = [entry for entry in trainer.state.log_history if "loss" in entry]

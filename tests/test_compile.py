@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from tiny_models import ENCODER_DECODER, FAMILIES, build, word_ids
 
 from sse_hf import patch_model
+from tiny_models import ENCODER_DECODER, FAMILIES, build, word_ids
 
 
 def _loss(model, family, ids):

@@ -125,10 +125,16 @@ def test_huge_and_negative_seeds_train(tokenizer):
 
 @pytest.mark.parametrize(
     "overrides, active",
-    [({}, True), ({"p": 0}, False), ({"p": 0, "label_p": 0.1}, True), ({"p": 0, "decoder_p": 0.2}, True),
-     ({"p": 0, "decoder_p": 0.0}, False), ({"p": 0, "table_p": {"token_type_embeddings": 0.05}}, True),
-     ({"p": 0, "table_p": {"token_type_embeddings": 0.0}}, False)],
-)  # fmt: skip
+    [
+        ({}, True),
+        ({"p": 0}, False),
+        ({"p": 0, "label_p": 0.1}, True),
+        ({"p": 0, "decoder_p": 0.2}, True),
+        ({"p": 0, "decoder_p": 0.0}, False),
+        ({"p": 0, "table_p": {"token_type_embeddings": 0.05}}, True),
+        ({"p": 0, "table_p": {"token_type_embeddings": 0.0}}, False),
+    ],
+)
 def test_is_active_says_whether_the_config_swaps_anything(overrides, active):
     assert SSEConfig(**overrides).is_active is active
 

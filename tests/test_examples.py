@@ -40,8 +40,22 @@ def _sse_callbacks(trainer):
 
 def test_own_script_trains_with_the_sse_options_it_was_given(tiny_model_dir, train_file, tmp_path):
     out = tmp_path / "out"
-    argv = ["--model_name_or_path", tiny_model_dir, "--train_file", train_file, "--seed", "5", "--sse_seed", "3",
-            "--sse_p", "0.3", "--sse_table_p", '{"token_type_embeddings": 0.5}', "--logging_steps", "1"]  # fmt: skip
+    argv = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        train_file,
+        "--seed",
+        "5",
+        "--sse_seed",
+        "3",
+        "--sse_p",
+        "0.3",
+        "--sse_table_p",
+        '{"token_type_embeddings": 0.5}',
+        "--logging_steps",
+        "1",
+    ]
     trainer = _load("own_script").main(fast_args(out, *argv, steps=3))
     (callback,) = _sse_callbacks(trainer)
     expected = SSEConfig(p=0.3, seed=3, table_p={"token_type_embeddings": 0.5})
@@ -70,15 +84,29 @@ def test_the_readme_shows_the_lines_of_the_tested_script():
 def test_sse_arguments_beside_training_arguments():
     parser = HfArgumentParser((TrainingArguments, SSEArguments))
     training, sse = parser.parse_args_into_dataclasses(
-        args=["--output_dir", "x", "--seed", "1", "--sse_seed", "2", "--sse_p_schedule", "cosine",
-              "--sse_exclude_token_ids", "5", "6"]  # fmt: skip
+        args=[
+            "--output_dir",
+            "x",
+            "--seed",
+            "1",
+            "--sse_seed",
+            "2",
+            "--sse_p_schedule",
+            "cosine",
+            "--sse_exclude_token_ids",
+            "5",
+            "6",
+        ]
     )
     assert training.seed == 1 and sse.to_config() == SSEConfig(seed=2, p_schedule="cosine", exclude_token_ids=[5, 6])
     assert sse.is_active() and [type(cb) for cb in sse.callbacks()] == [SSECallback]
     help_text = parser.format_help()
     assert "Stochastic Shared Embeddings (SSE) options" in help_text and "--sse_table_p" in help_text
     twins = {f.name: f for f in dataclasses.fields(SSEArguments)}
-    assert twins["sse_p"].metadata["help"] == next(f for f in dataclasses.fields(SSEConfig) if f.name == "p").metadata["help"]
+    assert (
+        twins["sse_p"].metadata["help"]
+        == next(f for f in dataclasses.fields(SSEConfig) if f.name == "p").metadata["help"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -133,8 +133,9 @@ def _padding_row_graph(kind, tmp_path):
         import scipy.sparse
 
         rows = torch.repeat_interleave(torch.arange(graph.vocab_size), graph.degrees())
-        return scipy.sparse.coo_matrix((graph.probabilities().numpy(), (rows.numpy(), graph.neighbors.numpy())),
-                                       shape=(64, 64))  # fmt: skip
+        return scipy.sparse.coo_matrix(
+            (graph.probabilities().numpy(), (rows.numpy(), graph.neighbors.numpy())), shape=(64, 64)
+        )
     return graph
 
 

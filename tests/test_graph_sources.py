@@ -43,13 +43,18 @@ def test_unknown_tokens_warn_with_count_and_examples(graph_tokenizer):
 def test_edge_files_tsv_and_jsonl(tmp_path, graph_tokenizer):
     ids = {token: graph_tokenizer.convert_tokens_to_ids(token) for token in VOCAB}
     tsv = tmp_path / "edges.tsv"
-    tsv.write_text("source\ttarget\tweight\n# synonyms\ngood\tgreat\t3\n\ngood\tfine\t1\nbad\tpoor\n", encoding="utf-8")
+    tsv.write_text(
+        "source\ttarget\tweight\n# synonyms\ngood\tgreat\t3\n\ngood\tfine\t1\nbad\tpoor\n", encoding="utf-8"
+    )
     from_tsv = SSEGraph.from_edge_file(tsv, tokenizer=graph_tokenizer)
     expected = {ids["good"]: {ids["great"]: 0.75, ids["fine"]: 0.25}, ids["bad"]: {ids["poor"]: 1.0}}
     assert_same_graph(from_tsv.to_dict(), expected)
     jsonl = tmp_path / "edges.jsonl"
-    records = [{"source": "good", "target": "great", "weight": 3}, {"source": "good", "target": "fine"},
-               {"source": ids["bad"], "target": ids["poor"], "weight": 0.5}]
+    records = [
+        {"source": "good", "target": "great", "weight": 3},
+        {"source": "good", "target": "fine"},
+        {"source": ids["bad"], "target": ids["poor"], "weight": 0.5},
+    ]
     jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     assert_same_graph(SSEGraph.from_file(jsonl, tokenizer=graph_tokenizer).to_dict(), expected)
     numeric = tmp_path / "ids.txt"
@@ -66,7 +71,9 @@ def test_scipy_matrix_matches_the_same_graph_as_a_dict(graph):
     from_matrix = SSEGraph.from_scipy(matrix)
     assert_same_graph(from_matrix.to_dict(), graph.to_dict())
     ids = all_tokens((16, 16))
-    assert torch.equal(swap_graph(ids, 0.5, from_matrix, generator()).ids, swap_graph(ids, 0.5, graph, generator()).ids)
+    assert torch.equal(
+        swap_graph(ids, 0.5, from_matrix, generator()).ids, swap_graph(ids, 0.5, graph, generator()).ids
+    )
 
 
 def brute_force_knn(table: torch.Tensor, k: int, excluded: set[int], temperature: float | None):
@@ -95,15 +102,22 @@ def test_knn_graph_equals_brute_force_with_exclusions_and_chunking(chunk_size):
     for token, neighbours in expected.items():
         assert list(actual[token]) == list(neighbours)  # same neighbours, nearest first
         assert list(actual[token].values()) == pytest.approx(list(neighbours.values()))
-    uniform = SSEGraph.from_embeddings(table.float(), k=4, exclude_token_ids=excluded, chunk_size=chunk_size,
-                                       weighting="uniform")
+    uniform = SSEGraph.from_embeddings(
+        table.float(), k=4, exclude_token_ids=excluded, chunk_size=chunk_size, weighting="uniform"
+    )
     assert_same_graph(uniform.to_dict(), brute_force_knn(table, 4, excluded, temperature=None))
     assert graph.metadata["k"] == 4 and graph.metadata["excluded_ids"] == 3
 
 
 def test_knn_graph_from_a_model_excludes_the_tokenizers_special_and_reserved_tokens(graph_tokenizer):
-    config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=16, max_position_embeddings=16)
+    config = BertConfig(
+        vocab_size=16,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=16,
+    )
     model = BertModel(config)  # 16 rows, tokenizer 12: the 4 padding rows are never sources or neighbours
     graph = SSEGraph.from_embeddings(model, k=2, tokenizer=graph_tokenizer)
     protected = tokenizer_protected_ids(graph_tokenizer)
@@ -126,8 +140,16 @@ def test_prepare_graph_accepts_every_source_and_keeps_special_tokens_out(tmp_pat
     assert prepare_graph(graph, table_size=16) is graph
     matrix = scipy.sparse.csr_matrix(([1.0], ([6], [7])), shape=(12, 12))
     assert prepare_graph(matrix, table_size=12, tokenizer=graph_tokenizer).to_dict() == {6: {7: 1.0}}
-    model = BertModel(BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=16, max_position_embeddings=16))
+    model = BertModel(
+        BertConfig(
+            vocab_size=16,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            max_position_embeddings=16,
+        )
+    )
     knn = prepare_graph("knn", table_size=16, tokenizer=graph_tokenizer, model=model, k=3, exclude_token_ids=[11])
     assert knn.vocab_size == 16 and set(knn.to_dict()) == set(range(6, 11)) and knn.metadata["k"] == 3
     with pytest.raises(ValueError, match="Cannot shrink the graph from 12 to 8 ids"):
@@ -173,13 +195,22 @@ def test_graph_whose_every_edge_is_dropped_says_they_were_given_and_dropped(grap
 @pytest.mark.parametrize(
     "name, content",
     [
-        ("empty.json", ""), ("truncated.json", '{"good": ["gr'), ("list.json", "[1, 2]"),
-        ("empty.safetensors", ""), ("truncated.safetensors", "\x08\x00\x00\x00\x00\x00\x00\x00{\"a\""),
-        ("text.safetensors", "good\tgreat\n"), ("binary.tsv", "\xff\xfe\x00bad"), ("binary.jsonl", "\xff\xfe\x00"),
-        ("empty.tsv", ""), ("empty.jsonl", "\n"), ("comments.tsv", "# nothing here\n"), ("empty_object.json", "{}"),
-        ("pairs.json", '{"good": [["great", 2.0]]}'), ("unknown.json", '{"zilch": ["nada"]}'),
+        ("empty.json", ""),
+        ("truncated.json", '{"good": ["gr'),
+        ("list.json", "[1, 2]"),
+        ("empty.safetensors", ""),
+        ("truncated.safetensors", '\x08\x00\x00\x00\x00\x00\x00\x00{"a"'),
+        ("text.safetensors", "good\tgreat\n"),
+        ("binary.tsv", "\xff\xfe\x00bad"),
+        ("binary.jsonl", "\xff\xfe\x00"),
+        ("empty.tsv", ""),
+        ("empty.jsonl", "\n"),
+        ("comments.tsv", "# nothing here\n"),
+        ("empty_object.json", "{}"),
+        ("pairs.json", '{"good": [["great", 2.0]]}'),
+        ("unknown.json", '{"zilch": ["nada"]}'),
     ],
-)  # fmt: skip
+)
 def test_unreadable_graph_files_are_errors_naming_them(tmp_path, graph_tokenizer, name, content):
     """Empty, truncated or of another format than the extension says: an error naming the file, not a parser's."""
     path = tmp_path / name

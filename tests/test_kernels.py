@@ -5,8 +5,8 @@ import random
 from collections import Counter
 
 import pytest
-import torch
 import scipy.stats
+import torch
 from scipy import stats
 
 from graph_helpers import ADJACENCY, all_tokens, generator

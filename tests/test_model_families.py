@@ -69,7 +69,9 @@ def test_encoder_decoder_decoder_inputs_only_when_asked(family, tokenizer):
     swapped = decoder_records[-1]
     assert torch.equal(labels, labels_before)
     eligible = ~torch.isin(untouched, PROTECTED)
-    assert torch.all(swapped[eligible] != untouched[eligible]) and torch.equal(swapped[~eligible], untouched[~eligible])
+    assert torch.all(swapped[eligible] != untouched[eligible]) and torch.equal(
+        swapped[~eligible], untouched[~eligible]
+    )
     assert set(handle.stats()) == {"encoder", "decoder"} and handle.stats()["decoder"]["swap_rate"] == 1.0
     # the loss is computed against the original labels, not the swapped decoder inputs
     manual = nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), labels.reshape(-1))
@@ -192,7 +194,9 @@ def test_shared_embedding_module_takes_separate_encoder_and_decoder_p(tokenizer)
     assert torch.all(records[-1][eligible] != decoder_inputs[eligible])
     assert handle.stats()["decoder"]["swap_rate"] == 1.0 and handle.stats()["encoder"]["tokens_swapped"] == 0
     handle.remove()
-    assert all(len(m._forward_pre_hooks) + len(m._forward_hooks) == 0 for m in model.modules() if m is not model.shared)
+    assert all(
+        len(m._forward_pre_hooks) + len(m._forward_hooks) == 0 for m in model.modules() if m is not model.shared
+    )
 
 
 @pytest.mark.parametrize("method", ["ia3", "prompt_tuning", "p_tuning"])

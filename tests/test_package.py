@@ -16,10 +16,22 @@ def test_the_version_number_is_kept_in_one_place():
 
 
 def test_the_namespace_exports_what_a_user_calls_and_one_path_per_name():
-    assert sorted(sse_hf.__all__) == sorted([
-        "AlreadyPatchedError", "SSEArguments", "SSECallback", "SSEConfig", "SSEGraph", "SSEHandle",
-        "best_sse_config", "get_handle", "patch_model", "sse_hp_space", "unpatch_model", "unwrap_model",
-    ])  # fmt: skip
+    assert sorted(sse_hf.__all__) == sorted(
+        [
+            "AlreadyPatchedError",
+            "SSEArguments",
+            "SSECallback",
+            "SSEConfig",
+            "SSEGraph",
+            "SSEHandle",
+            "best_sse_config",
+            "get_handle",
+            "patch_model",
+            "sse_hp_space",
+            "unpatch_model",
+            "unwrap_model",
+        ]
+    )
     assert all(hasattr(sse_hf, name) for name in sse_hf.__all__)
     for internal in ("swap_uniform", "swap_graph", "swap_labels", "candidate_positions", "schedule_factor"):
         assert not hasattr(sse_hf, internal)  # one module down: sse_hf.sampling, sse_hf.schedule

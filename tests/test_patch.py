@@ -354,10 +354,15 @@ def test_seeded_swaps_differ_between_distributed_ranks(tmp_path):
         (tmp_path / "tok" / str(rank)).mkdir(parents=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     procs = [
-        subprocess.Popen([sys.executable, str(script), str(rank), str(port), str(tests.parent), str(tests),
-                          str(tmp_path / "tok")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(rank), str(port), str(tests.parent), str(tests), str(tmp_path / "tok")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for rank in (0, 1)
-    ]  # fmt: skip
+    ]
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
     ids = [torch.tensor(json.loads(out)) for out, _ in outputs]
@@ -403,8 +408,12 @@ def test_tokens_seen_while_p_is_zero_are_counted_as_seen_and_not_swapped(tokeniz
     torch.manual_seed(1)
     assert torch.equal(model(input_ids=ids).logits, plain)  # counting draws nothing: dropout sees the same numbers
     eligible = int(((ids >= 8) & (ids < 48)).sum())
-    assert handle.stats()["input"] == {"tokens_seen": ids.numel(), "tokens_eligible": eligible, "tokens_swapped": 0,
-                                       "swap_rate": 0.0}  # fmt: skip
+    assert handle.stats()["input"] == {
+        "tokens_seen": ids.numel(),
+        "tokens_eligible": eligible,
+        "tokens_swapped": 0,
+        "swap_rate": 0.0,
+    }
 
 
 def test_attach_registers_the_handle_and_remove_unregisters_it(tokenizer):

@@ -80,8 +80,16 @@ def _train(output_dir, tokenizer, stop_at=None, resume=None):
     ids = word_ids(rows=32)
     data = Dataset.from_dict({"input_ids": ids.tolist(), "labels": (ids[:, 1] % 2).tolist()})
     args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=8, per_device_train_batch_size=4, logging_steps=1, save_strategy="no",
-        report_to=[], use_cpu=True, disable_tqdm=True, seed=3, lr_scheduler_type="constant",
+        output_dir=str(output_dir),
+        max_steps=8,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=3,
+        lr_scheduler_type="constant",
     )
     callback = SSECallback(SSEConfig(p=0.4, p_schedule="linear_decay"), tokenizer=tokenizer)
     callbacks = [callback] + ([StopAt(stop_at)] if stop_at else [])
@@ -127,7 +135,9 @@ def test_handle_observe_loss_drives_p(tokenizer):
     handle = patch_model(model, p=0.4, p_schedule="adaptive", tokenizer=tokenizer)
     ids = word_ids(rows=16)
     model(input_ids=ids)
-    assert handle.effective_p == 0.0 and handle.tokens_swapped == 0  # no loss seen yet: the model is assumed to under-fit
+    assert (
+        handle.effective_p == 0.0 and handle.tokens_swapped == 0
+    )  # no loss seen yet: the model is assumed to under-fit
     handle.set_step(50, 100)  # step schedules do not move it
     assert handle.effective_p == 0.0
     assert handle.observe_loss(float("nan")) == 0.0 and handle.reference_loss is None  # no usable reference
@@ -149,11 +159,21 @@ def _train_adaptive(output_dir, tokenizer, stop_at=None, resume=None, max_steps=
     ids = word_ids(rows=32)
     data = Dataset.from_dict({"input_ids": ids.tolist(), "labels": (ids[:, 1] % 2).tolist()})
     args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=8, logging_steps=2,
-        save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=3, learning_rate=1e-2,
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=8,
+        logging_steps=2,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=3,
+        learning_rate=1e-2,
         lr_scheduler_type="constant",
     )
-    callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive", adaptive_start=0.9, adaptive_full=0.5), tokenizer=tokenizer)
+    callback = SSECallback(
+        SSEConfig(p=0.3, p_schedule="adaptive", adaptive_start=0.9, adaptive_full=0.5), tokenizer=tokenizer
+    )
     callbacks = [callback] + ([StopAt(stop_at)] if stop_at else [])
     torch.manual_seed(0)  # the same initial model in every run, so that losses (and so p) match
     trainer = Trainer(model=tiny_bert(), args=args, train_dataset=data, callbacks=callbacks)

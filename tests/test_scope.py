@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import build, record_lookups, tiny_bert, word_ids
 
 from sse_hf import SSEConfig, patch_model
 from sse_hf.swap_tokens import scope_mask
+from tiny_models import build, record_lookups, tiny_bert, word_ids
 
 
 def test_scope_mask_reads_labels_aligned_with_inputs_and_prefers_completion_mask():
     labels = torch.tensor([[-100, -100, 7, 8], [-100, 9, 10, -100]])
     assert scope_mask("all", {"labels": labels}) is None
-    assert scope_mask("completion", {"labels": labels}).tolist() == [[False, False, True, True], [False, True, True, False]]
-    assert scope_mask("prompt", {"labels": labels}).tolist() == [[True, True, False, False], [True, False, False, True]]
+    assert scope_mask("completion", {"labels": labels}).tolist() == [
+        [False, False, True, True],
+        [False, True, True, False],
+    ]
+    assert scope_mask("prompt", {"labels": labels}).tolist() == [
+        [True, True, False, False],
+        [True, False, False, True],
+    ]
     completion_mask = torch.tensor([[0, 1, 1, 1], [0, 0, 0, 1]])
     assert scope_mask("completion", {"labels": labels, "completion_mask": completion_mask}).tolist() == [
-        [False, True, True, True], [False, False, False, True],
-    ]  # fmt: skip
+        [False, True, True, True],
+        [False, False, False, True],
+    ]
 
 
 def test_swap_tokens_is_validated():

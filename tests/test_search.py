@@ -32,24 +32,45 @@ class TrialRecorder(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):  # runs after SSECallback's, which moves to the front
         handle = self.sse.handle
         self.trials.append(
-            {"params": dict(state.trial_params), "p": self.sse.config.p, "start_counts": self.sse.stats(),
-             "start_adaptive": (handle.reference_loss, handle.factor)}  # fmt: skip
+            {
+                "params": dict(state.trial_params),
+                "p": self.sse.config.p,
+                "start_counts": self.sse.stats(),
+                "start_adaptive": (handle.reference_loss, handle.factor),
+            }
         )
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.trials[-1].update(stats=self.sse.stats()["input"], swap_rate=self.sse.swap_rate,
-                               log_history=list(state.log_history), adaptive=self.sse.state()["attributes"].get("adaptive"))  # fmt: skip
+        self.trials[-1].update(
+            stats=self.sse.stats()["input"],
+            swap_rate=self.sse.swap_rate,
+            log_history=list(state.log_history),
+            adaptive=self.sse.state()["attributes"].get("adaptive"),
+        )
 
 
 def _search(tokenizer, tmp_path, config, n_trials=3, **space):
     sse = SSECallback(config, tokenizer=tokenizer)
     recorder = TrialRecorder(sse)
     args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4, logging_steps=1, save_steps=2,
-        learning_rate=1e-2, report_to=[], use_cpu=True, seed=7, disable_tqdm=True,
-    )  # fmt: skip
-    trainer = Trainer(model_init=lambda: tiny_bert(), args=args, train_dataset=_dataset(), eval_dataset=_dataset(8, 1),
-                      callbacks=[sse, recorder])  # fmt: skip
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        save_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        seed=7,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model_init=lambda: tiny_bert(),
+        args=args,
+        train_dataset=_dataset(),
+        eval_dataset=_dataset(8, 1),
+        callbacks=[sse, recorder],
+    )
     sampler = optuna.samplers.GridSampler({f"sse_{name}": values for name, values in space.items()}, seed=0)
     best = trainer.hyperparameter_search(
         hp_space=sse_hp_space(**space), backend="optuna", n_trials=n_trials, direction="minimize", sampler=sampler
@@ -96,19 +117,29 @@ def test_adaptive_schedule_state_starts_afresh_in_every_trial(tokenizer, tmp_pat
 
 
 def test_search_space_over_several_fields_and_json_text(tokenizer, tmp_path):
-    _, trials, _ = _search(tokenizer, tmp_path, SSEConfig(), n_trials=2, p=[0.1], label_p=[0.0, 0.3],
-                           table_p=['{"token_type_embeddings": 0.5}'])  # fmt: skip
+    _, trials, _ = _search(
+        tokenizer,
+        tmp_path,
+        SSEConfig(),
+        n_trials=2,
+        p=[0.1],
+        label_p=[0.0, 0.3],
+        table_p=['{"token_type_embeddings": 0.5}'],
+    )
     assert sorted(trial["params"]["sse_label_p"] for trial in trials) == [0.0, 0.3]
     for number, trial in enumerate(trials):
         saved = SSEConfig.from_pretrained(tmp_path / f"run-{number}" / "checkpoint-4")
-        assert saved == SSEConfig(p=0.1, label_p=trial["params"]["sse_label_p"],
-                                  table_p={"token_type_embeddings": 0.5})  # fmt: skip
+        assert saved == SSEConfig(
+            p=0.1, label_p=trial["params"]["sse_label_p"], table_p={"token_type_embeddings": 0.5}
+        )
 
 
 def test_trial_parameters_map_to_config_fields():
     params = {"sse_p": 0.2, "sse_p_schedule": "cosine", "learning_rate": 1e-3, "sse_exclude_token_ids": "[9]"}
     assert trial_overrides(params) == {"p": 0.2, "p_schedule": "cosine", "exclude_token_ids": [9]}
-    assert trial_config(SSEConfig(seed=4), params) == SSEConfig(seed=4, p=0.2, p_schedule="cosine", exclude_token_ids=[9])
+    assert trial_config(SSEConfig(seed=4), params) == SSEConfig(
+        seed=4, p=0.2, p_schedule="cosine", exclude_token_ids=[9]
+    )
     assert trial_overrides(None) == {}
     with pytest.raises(ValueError, match=r"'sse_q'.*no field 'q'.*'sse_p'"):
         trial_overrides({"sse_q": 0.1})

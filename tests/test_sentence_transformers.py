@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import WORDS, record_lookups, tiny_sentence_transformer
 
 from sse_hf import SSECallback, get_handle, patch_model, unpatch_model
+from tiny_models import WORDS, record_lookups, tiny_sentence_transformer
 
 pytest.importorskip("sentence_transformers")
 
@@ -42,14 +42,23 @@ def test_callback_swaps_and_logs_inside_sentence_transformer_trainer(st_model, t
 
     train = Dataset.from_dict({"anchor": SENTENCES[:16], "positive": SENTENCES[1:17]})
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=4, logging_steps=1,
-        report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
-    )  # fmt: skip
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     callback = SSECallback(p=0.3)
     trainer = SentenceTransformerTrainer(
-        model=st_model, args=args, train_dataset=train, loss=losses.MultipleNegativesRankingLoss(st_model),
+        model=st_model,
+        args=args,
+        train_dataset=train,
+        loss=losses.MultipleNegativesRankingLoss(st_model),
         callbacks=[callback],
-    )  # fmt: skip
+    )
     with callback:
         trainer.train()
     assert get_handle(st_model) is None  # removed when training ended
@@ -63,7 +72,6 @@ def test_callback_swaps_and_logs_inside_sentence_transformer_trainer(st_model, t
 def test_callback_swaps_inside_setfit(st_model, tmp_path):
     setfit = pytest.importorskip("setfit")
     from datasets import Dataset
-
     from sklearn.linear_model import LogisticRegression
 
     model = setfit.SetFitModel(model_body=st_model, model_head=LogisticRegression())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import WORDS, build
 
 from sse_hf import SSECallback, get_handle
+from tiny_models import WORDS, build
 
 trl = pytest.importorskip("trl")
 
@@ -36,12 +36,23 @@ def train_and_record(tokenizer, tmp_path, swap_tokens: str, packing: bool, **ext
         lambda module, args, out: steps[-1].append(args[0].clone()) if module.training else None
     )
     args = trl.SFTConfig(
-        output_dir=str(tmp_path / swap_tokens), max_steps=3, per_device_train_batch_size=4, logging_steps=1,
-        report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, max_length=32, packing=packing,
-        dataloader_pin_memory=False, **extra,
-    )  # fmt: skip
+        output_dir=str(tmp_path / swap_tokens),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        max_length=32,
+        packing=packing,
+        dataloader_pin_memory=False,
+        **extra,
+    )
     callback = SSECallback(p=0.3, swap_tokens=swap_tokens, seed=0)
-    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=sft_data(), processing_class=tokenizer, callbacks=[callback])
+    trainer = trl.SFTTrainer(
+        model=model, args=args, train_dataset=sft_data(), processing_class=tokenizer, callbacks=[callback]
+    )
     with callback:
         trainer.train()
     assert get_handle(model) is None

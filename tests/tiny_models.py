@@ -7,9 +7,46 @@ from transformers import BertTokenizer
 
 SPECIAL = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
-    "the", "a", "movie", "film", "was", "is", "good", "bad", "great", "awful", "fun", "dull", "plot", "acting",
-    "i", "it", "and", "not", "very", "so", "love", "hate", "story", "end", "##s", "##ed", "##ing", "##ly",
-    "best", "worst", "ever", "seen", "this", "that", "of", "to", "in", "but", "really", "quite",
+    "the",
+    "a",
+    "movie",
+    "film",
+    "was",
+    "is",
+    "good",
+    "bad",
+    "great",
+    "awful",
+    "fun",
+    "dull",
+    "plot",
+    "acting",
+    "i",
+    "it",
+    "and",
+    "not",
+    "very",
+    "so",
+    "love",
+    "hate",
+    "story",
+    "end",
+    "##s",
+    "##ed",
+    "##ing",
+    "##ly",
+    "best",
+    "worst",
+    "ever",
+    "seen",
+    "this",
+    "that",
+    "of",
+    "to",
+    "in",
+    "but",
+    "really",
+    "quite",
 ]
 VOCAB = SPECIAL + WORDS  # 48 tokens: ids 0-7 special or reserved, 8-47 real word pieces
 VOCAB_SIZE = 64  # the model's embedding table is padded past the tokenizer, as real checkpoints often are
@@ -25,24 +62,48 @@ def tiny_tokenizer(directory) -> BertTokenizer:
 
 def _encoder_kwargs(**extra):
     base = dict(
-        vocab_size=VOCAB_SIZE, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=64, pad_token_id=0,
+        vocab_size=VOCAB_SIZE,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        pad_token_id=0,
     )
     return {**base, **extra}
 
 
 def _t5_config():
     return transformers.T5Config(
-        vocab_size=VOCAB_SIZE, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2,
-        pad_token_id=0, eos_token_id=6, decoder_start_token_id=0,
+        vocab_size=VOCAB_SIZE,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=6,
+        decoder_start_token_id=0,
     )
 
 
 def _bart_config():
     return transformers.BartConfig(
-        vocab_size=VOCAB_SIZE, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
-        pad_token_id=0, bos_token_id=5, eos_token_id=6, decoder_start_token_id=6, forced_eos_token_id=None,
+        vocab_size=VOCAB_SIZE,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        bos_token_id=5,
+        eos_token_id=6,
+        decoder_start_token_id=6,
+        forced_eos_token_id=None,
     )
 
 
@@ -56,7 +117,12 @@ FAMILIES = {
     "distilbert": (
         transformers.DistilBertForSequenceClassification,
         lambda: transformers.DistilBertConfig(
-            vocab_size=VOCAB_SIZE, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64,
+            vocab_size=VOCAB_SIZE,
+            dim=16,
+            n_layers=1,
+            n_heads=2,
+            hidden_dim=32,
+            max_position_embeddings=64,
             pad_token_id=0,
         ),
     ),
@@ -79,15 +145,29 @@ FAMILIES = {
     "gpt2": (
         transformers.GPT2LMHeadModel,
         lambda: transformers.GPT2Config(
-            vocab_size=VOCAB_SIZE, n_embd=16, n_layer=1, n_head=2, n_positions=64, bos_token_id=5, eos_token_id=6,
+            vocab_size=VOCAB_SIZE,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=5,
+            eos_token_id=6,
             pad_token_id=0,
         ),
     ),
     "llama": (
         transformers.LlamaForCausalLM,
         lambda: transformers.LlamaConfig(
-            vocab_size=VOCAB_SIZE, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-            num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=5, eos_token_id=6,
+            vocab_size=VOCAB_SIZE,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=5,
+            eos_token_id=6,
         ),
     ),
     "t5": (transformers.T5ForConditionalGeneration, _t5_config),

@@ -23,20 +23,29 @@ def tiny_data(rows: int, seed: int) -> Dataset:
 
 
 def model_init():
-    config = transformers.BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=32)  # fmt: skip
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
     return transformers.BertForSequenceClassification(config)
 
 
 def main(output_dir: str = "choose_p_out"):
     train_split, held_out = tiny_data(32, seed=0), tiny_data(16, seed=1)
-    args = TrainingArguments(output_dir=output_dir, max_steps=4, per_device_train_batch_size=8, save_steps=4,
-                             report_to=[], use_cpu=True, disable_tqdm=True)  # fmt: skip
+    args = TrainingArguments(
+        output_dir=output_dir,
+        max_steps=4,
+        per_device_train_batch_size=8,
+        save_steps=4,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     transformers.set_seed(0)
 
     callback = SSECallback(SSEConfig(seed=0))
-    trainer = Trainer(model_init=model_init, args=args, train_dataset=train_split, eval_dataset=held_out,
-                      callbacks=[callback])
+    trainer = Trainer(
+        model_init=model_init, args=args, train_dataset=train_split, eval_dataset=held_out, callbacks=[callback]
+    )
     best = trainer.hyperparameter_search(
         hp_space=sse_hp_space(p=[0.0, 0.05, 0.1, 0.2]),
         backend="optuna",

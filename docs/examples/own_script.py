@@ -39,8 +39,11 @@ def main(argv=None):
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_args.model_name_or_path, num_labels=2)
     train = load_dataset("csv", data_files={"train": data_args.train_file})["train"]
-    train = train.map(lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=data_args.max_seq_length),
-                      batched=True, remove_columns=["sentence"])  # fmt: skip
+    train = train.map(
+        lambda batch: tokenizer(batch["sentence"], truncation=True, max_length=data_args.max_seq_length),
+        batched=True,
+        remove_columns=["sentence"],
+    )
 
     trainer = Trainer(
         model=model,

@@ -12,16 +12,55 @@ import os
 import random
 
 SUBJECTS = [
-    "the movie", "this film", "the plot", "the acting", "the soundtrack", "the ending", "the story", "the cast",
-    "the script", "the dialogue", "the camera work", "the second half", "the lead actor", "the villain", "the sequel",
+    "the movie",
+    "this film",
+    "the plot",
+    "the acting",
+    "the soundtrack",
+    "the ending",
+    "the story",
+    "the cast",
+    "the script",
+    "the dialogue",
+    "the camera work",
+    "the second half",
+    "the lead actor",
+    "the villain",
+    "the sequel",
 ]
 POSITIVE = [
-    "wonderful", "great", "moving", "brilliant", "charming", "delightful", "superb", "gripping", "funny", "beautiful",
-    "clever", "fresh", "touching", "excellent", "memorable",
+    "wonderful",
+    "great",
+    "moving",
+    "brilliant",
+    "charming",
+    "delightful",
+    "superb",
+    "gripping",
+    "funny",
+    "beautiful",
+    "clever",
+    "fresh",
+    "touching",
+    "excellent",
+    "memorable",
 ]
 NEGATIVE = [
-    "boring", "dull", "awful", "terrible", "clumsy", "tedious", "predictable", "weak", "painful", "bland", "silly",
-    "confusing", "flat", "forgettable", "messy",
+    "boring",
+    "dull",
+    "awful",
+    "terrible",
+    "clumsy",
+    "tedious",
+    "predictable",
+    "weak",
+    "painful",
+    "bland",
+    "silly",
+    "confusing",
+    "flat",
+    "forgettable",
+    "messy",
 ]
 ADVERBS = ["really", "truly", "quite", "very", "rather", "surprisingly", "mostly"]
 NOUNS = ["film", "movie", "story", "performance", "experience", "script"]
@@ -57,7 +96,9 @@ def write(path: str, rows: list[tuple[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def main(directory: str = os.path.dirname(os.path.abspath(__file__)), n_train: int = 480, n_validation: int = 160) -> None:
+def main(
+    directory: str = os.path.dirname(os.path.abspath(__file__)), n_train: int = 480, n_validation: int = 160
+) -> None:
     rng = random.Random(20190529)  # the SSE paper's arXiv date
     seen: set[str] = set()
     rows: list[tuple[str, str]] = []

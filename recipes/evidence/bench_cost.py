@@ -128,9 +128,15 @@ def step_overhead(
 
 
 def compiled_step_overhead(
-    model_shape: dict, batch_size: int, seq_length: int, pairs: int, warmup: int = 3, device: str = "cpu",
-    bf16: bool = False, backend: str = "inductor",
-) -> dict[str, float]:  # fmt: skip
+    model_shape: dict,
+    batch_size: int,
+    seq_length: int,
+    pairs: int,
+    warmup: int = 3,
+    device: str = "cpu",
+    bf16: bool = False,
+    backend: str = "inductor",
+) -> dict[str, float]:
     """Median step-time ratio of SSE-SE p=0.1 over no SSE, both under `torch.compile` (inductor), A/B interleaved.
 
     Hooks cannot be attached and detached per step here (that recompiles), so there are two identical models:
@@ -249,8 +255,18 @@ ARM_LABELS = {
 
 def peak_memory(arm: str | None, model_shape: dict, batch_size: int, seq_length: int, steps: int = 3) -> float:
     """Peak resident memory (MiB) of a fresh process that trains `steps` steps with one arm (None: baseline)."""
-    command = ["--memory_probe", arm or "none", "--batch_size", str(batch_size), "--seq_length", str(seq_length),
-               "--memory_steps", str(steps), "--num_hidden_layers", str(model_shape["num_hidden_layers"])]  # fmt: skip
+    command = [
+        "--memory_probe",
+        arm or "none",
+        "--batch_size",
+        str(batch_size),
+        "--seq_length",
+        str(seq_length),
+        "--memory_steps",
+        str(steps),
+        "--num_hidden_layers",
+        str(model_shape["num_hidden_layers"]),
+    ]
     if model_shape["hidden_size"] == TINY["hidden_size"]:
         command.append("--tiny")
     output = run_in_fresh_process("recipes.evidence.bench_cost", command)

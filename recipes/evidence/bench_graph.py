@@ -104,12 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, k={args.k}, chunk_size={args.chunk_size}")
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "bert_knn.safetensors")
-        report_build("kNN graph, random BERT-base-shaped table", time_build("random", args.k, args.chunk_size,
-                                                                            args.repeats, save=path))  # fmt: skip
+        report_build(
+            "kNN graph, random BERT-base-shaped table",
+            time_build("random", args.k, args.chunk_size, args.repeats, save=path),
+        )
         model = None if args.no_minilm else optional_checkpoint_dir()
         if model is not None:
-            report_build("kNN graph, all-MiniLM-L6-v2 word embeddings",
-                         time_build(model, args.k, args.chunk_size, args.repeats))  # fmt: skip
+            report_build(
+                "kNN graph, all-MiniLM-L6-v2 word embeddings", time_build(model, args.k, args.chunk_size, args.repeats)
+            )
         graph = SSEGraph.load(path)
     repeats = max(args.repeats, 5)
     print(f"\nswap throughput, p={args.p}, 1 thread, median of {repeats} x {args.calls} calls:")

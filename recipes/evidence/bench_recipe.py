@@ -26,23 +26,39 @@ from sse_hf import SSEConfig, patch_model
 
 def run_arguments(model_dir: str, output_dir: str, sse_on: bool, args: argparse.Namespace) -> list[str]:
     return [
-        "--model_name_or_path", model_dir,
-        "--train_file", TRAIN_FILE,
-        "--output_dir", output_dir, "--overwrite_output_dir",
+        "--model_name_or_path",
+        model_dir,
+        "--train_file",
+        TRAIN_FILE,
+        "--output_dir",
+        output_dir,
+        "--overwrite_output_dir",
         "--do_train",
-        "--max_steps", str(args.max_steps),
-        "--per_device_train_batch_size", str(args.batch_size),
-        "--max_seq_length", str(args.seq_length), "--pad_to_max_length",
-        "--learning_rate", "1e-4",
-        "--save_strategy", "no",
-        "--logging_steps", str(args.max_steps),
-        "--report_to", "none",
-        "--log_level", "error",
-        "--disable_tqdm", "True",  # keeps the A/B output readable; the recipes themselves keep their bars
-        "--dataloader_pin_memory", "False",
-        "--seed", "42",
+        "--max_steps",
+        str(args.max_steps),
+        "--per_device_train_batch_size",
+        str(args.batch_size),
+        "--max_seq_length",
+        str(args.seq_length),
+        "--pad_to_max_length",
+        "--learning_rate",
+        "1e-4",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        str(args.max_steps),
+        "--report_to",
+        "none",
+        "--log_level",
+        "error",
+        "--disable_tqdm",
+        "True",  # keeps the A/B output readable; the recipes themselves keep their bars
+        "--dataloader_pin_memory",
+        "False",
+        "--seed",
+        "42",
         *(["--sse_p", str(args.sse_p)] if sse_on else ["--sse", "False"]),
-    ]  # fmt: skip
+    ]
 
 
 def recipe_hook_cost(model_dir: str, texts: list[str], args: argparse.Namespace, rounds: int = 7) -> dict[str, float]:
@@ -56,15 +72,26 @@ def recipe_hook_cost(model_dir: str, texts: list[str], args: argparse.Namespace,
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).train()
-    batch = tokenizer(texts[: args.batch_size], padding="max_length", truncation=True, max_length=args.seq_length,
-                      return_tensors="pt")  # fmt: skip
+    batch = tokenizer(
+        texts[: args.batch_size],
+        padding="max_length",
+        truncation=True,
+        max_length=args.seq_length,
+        return_tensors="pt",
+    )
     batch["labels"] = torch.zeros(len(batch["input_ids"]), dtype=torch.long)
     embedding, ids = model.get_input_embeddings(), batch["input_ids"]
     config = SSEConfig(p=args.sse_p)
-    hook = max(0.0, isolated_hook_cost(
-        lambda: patch_model(model, config, tokenizer=tokenizer).remove, lambda: embedding(ids), repeats=1,
-        rounds=rounds, calls=100,
-    ))  # fmt: skip
+    hook = max(
+        0.0,
+        isolated_hook_cost(
+            lambda: patch_model(model, config, tokenizer=tokenizer).remove,
+            lambda: embedding(ids),
+            repeats=1,
+            rounds=rounds,
+            calls=100,
+        ),
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -93,10 +120,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="sse-ab-") as root:
         texts = training_sentences()
         model_dir = build_tiny_bert(
-            os.path.join(root, "model"), texts, vocab_size=400, hidden_size=args.hidden_size,
-            num_hidden_layers=args.num_hidden_layers, num_attention_heads=max(1, args.hidden_size // 64),
+            os.path.join(root, "model"),
+            texts,
+            vocab_size=400,
+            hidden_size=args.hidden_size,
+            num_hidden_layers=args.num_hidden_layers,
+            num_attention_heads=max(1, args.hidden_size // 64),
             max_position_embeddings=max(128, args.seq_length),
-        )  # fmt: skip
+        )
 
         def measure(sse_on: bool) -> float:
             out = os.path.join(root, "on" if sse_on else "off")
@@ -111,8 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             off.append(values[False])
             on.append(values[True])
             ratios.append(values[True] / values[False])
-            print(f"pair {pair + 1}: off {values[False]:.1f}  on {values[True]:.1f} samples/s  "
-                  f"ratio {ratios[-1]:.4f}", flush=True)  # fmt: skip
+            print(
+                f"pair {pair + 1}: off {values[False]:.1f}  on {values[True]:.1f} samples/s  ratio {ratios[-1]:.4f}",
+                flush=True,
+            )
 
         isolated = recipe_hook_cost(model_dir, texts, args)
 

@@ -48,10 +48,14 @@ def swap_throughput(
             ids = torch.randint(BERT_RESERVED, vocab_size, (rows, cols), generator=generator)
             uniform, graph_times = [], []
             for _ in range(repeats):
-                uniform.append(median_seconds(lambda: swap_uniform(ids, p, candidates, positions, generator), 1,
-                                              warmup=1, calls=calls))  # fmt: skip
-                graph_times.append(median_seconds(lambda: swap_graph(ids, p, graph, generator), 1, warmup=1,
-                                                  calls=calls))  # fmt: skip
+                uniform.append(
+                    median_seconds(
+                        lambda: swap_uniform(ids, p, candidates, positions, generator), 1, warmup=1, calls=calls
+                    )
+                )
+                graph_times.append(
+                    median_seconds(lambda: swap_graph(ids, p, graph, generator), 1, warmup=1, calls=calls)
+                )
             results[f"{rows}x{cols}"] = {
                 "sse-se": ids.numel() / statistics.median(uniform) / 1e6,
                 "sse-graph": ids.numel() / statistics.median(graph_times) / 1e6,

@@ -42,10 +42,14 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
     for b in range(bins):
         members = index == b
         if members.any():
-            rows.append({
-                "bin": b, "count": int(members.sum()),
-                "confidence": float(confidence[members].mean()), "accuracy": float(correct[members].mean()),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "bin": b,
+                    "count": int(members.sum()),
+                    "confidence": float(confidence[members].mean()),
+                    "accuracy": float(correct[members].mean()),
+                }
+            )
     return rows
 
 

@@ -117,9 +117,13 @@ def finetune(
         disable_tqdm=True,
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=train_rows, data_collator=collator,
-        processing_class=tokenizer, callbacks=callbacks,
-    )  # fmt: skip
+        model=model,
+        args=args,
+        train_dataset=train_rows,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     if sse_callback is not None:
         with sse_callback:
             result = trainer.train()

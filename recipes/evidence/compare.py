@@ -29,8 +29,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from recipes.kit.run_report import RESULTS_NAME
 from recipes.kit import cli
+from recipes.kit.run_report import RESULTS_NAME
 
 # Columns of the table besides the eval metrics, in order, when present.
 EXTRA_COLUMNS = ("train_loss", "sse_swap_rate", "train_samples_per_second", "wall_time_s")
@@ -51,8 +51,10 @@ def find_runs(paths: Sequence[str]) -> list[str]:
             runs.append(path)
             continue
         if not os.path.isdir(path):
-            raise NoRunsError(f"{path!r} is not a directory. Pass run directories (a run's --output_dir, which holds "
-                              f"{RESULTS_NAME}) or folders above them.")  # fmt: skip
+            raise NoRunsError(
+                f"{path!r} is not a directory. Pass run directories (a run's --output_dir, which holds "
+                f"{RESULTS_NAME}) or folders above them."
+            )
         found = sorted(root for root, _, files in os.walk(path) if RESULTS_NAME in files)
         if not found:
             raise NoRunsError(f"No {RESULTS_NAME} under {path!r}: is it a run's --output_dir?")
@@ -84,7 +86,9 @@ def load_runs(paths: Sequence[str]) -> list[dict[str, Any]]:
     for run_dir in find_runs(paths):
         with open(os.path.join(run_dir, RESULTS_NAME), encoding="utf-8") as handle:
             results = json.load(handle)
-        runs.append({"dir": run_dir, "arm": arm_of(run_dir, results), "results": results, "losses": training_losses(run_dir)})
+        runs.append(
+            {"dir": run_dir, "arm": arm_of(run_dir, results), "results": results, "losses": training_losses(run_dir)}
+        )
     return runs
 
 
@@ -179,15 +183,22 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: str) -> str:
         arm_runs = [run for run in runs if run["arm"] == arm and run["losses"]]
         for j, run in enumerate(arm_runs):
             steps, losses = zip(*run["losses"])
-            right.plot(steps, losses, color=colour, alpha=0.25 if len(arm_runs) > 1 else 0.9,
-                       label=None if len(arm_runs) > 1 or j else arm)  # fmt: skip
+            right.plot(
+                steps,
+                losses,
+                color=colour,
+                alpha=0.25 if len(arm_runs) > 1 else 0.9,
+                label=None if len(arm_runs) > 1 or j else arm,
+            )
         if len(arm_runs) > 1:
             by_step: dict[int, list[float]] = defaultdict(list)
             for run in arm_runs:
                 for step, loss in run["losses"]:
                     by_step[step].append(loss)
             steps = sorted(by_step)
-            right.plot(steps, [statistics.fmean(by_step[s]) for s in steps], color=colour, linewidth=2, label=f"{arm} (mean)")
+            right.plot(
+                steps, [statistics.fmean(by_step[s]) for s in steps], color=colour, linewidth=2, label=f"{arm} (mean)"
+            )
     left.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
     left.set_xlim(-0.6, len(arms) - 0.4)
     left.set_ylabel(metric)
@@ -198,7 +209,14 @@ def plot(runs: list[dict[str, Any]], summary: dict[str, Any], path: str) -> str:
     if right.lines:
         right.legend(loc="upper right", fontsize=7, framealpha=0.7)
     else:
-        right.text(0.5, 0.5, "no training-loss logs\n(set --logging_steps)", ha="center", va="center", transform=right.transAxes)
+        right.text(
+            0.5,
+            0.5,
+            "no training-loss logs\n(set --logging_steps)",
+            ha="center",
+            va="center",
+            transform=right.transAxes,
+        )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -213,8 +231,13 @@ def compare(paths: Sequence[str], output_dir: str, metric: str | None = None) ->
     table = markdown_table(summary)
     with open(os.path.join(output_dir, "comparison.md"), "w", encoding="utf-8") as handle:
         handle.write("# SSE comparison\n\n" + table)
-    written = {**summary, "arms": {arm: {**entry, "dirs": [os.path.relpath(d, output_dir) for d in entry["dirs"]]}
-                                   for arm, entry in summary["arms"].items()}}  # fmt: skip
+    written = {
+        **summary,
+        "arms": {
+            arm: {**entry, "dirs": [os.path.relpath(d, output_dir) for d in entry["dirs"]]}
+            for arm, entry in summary["arms"].items()
+        },
+    }
     with open(os.path.join(output_dir, "comparison.json"), "w", encoding="utf-8") as handle:
         json.dump(written, handle, indent=2)  # run folders relative to it: no machine paths
     plot(runs, summary, os.path.join(output_dir, "comparison.png"))
@@ -274,7 +297,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run arms x seeds of a recipe, then compare them")
     run.add_argument("--recipe", choices=("glue", "mlm"), default="glue")
-    run.add_argument("--arm", action="append", help=f"NAME=RECIPE ARGS, repeatable (default: {' and '.join(DEFAULT_ARMS)}).")
+    run.add_argument(
+        "--arm", action="append", help=f"NAME=RECIPE ARGS, repeatable (default: {' and '.join(DEFAULT_ARMS)})."
+    )
     run.add_argument("--seeds", type=int, nargs="+", default=[42])
     run.add_argument("--output_dir", required=True)
     run.add_argument("--metric", help="metric to compare (default: the recipe's primary metric)")

@@ -22,8 +22,16 @@ MAX_LENGTH = {"rte": 128, "mrpc": 128, "stsb": 128, "cola": 64}
 # Fixed before the study's runs, transferred from the IMDB study's training-loss pilot (lr 1e-4 fits 250
 # examples by epoch 4-5 with this checkpoint); the baseline's training loss in the records confirms the fit.
 COMMON_ARGS = [
-    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--num_train_epochs", "5",
-    "--warmup_steps", "0.1", "--weight_decay", "0.01",
+    "--per_device_train_batch_size",
+    "16",
+    "--learning_rate",
+    "1e-4",
+    "--num_train_epochs",
+    "5",
+    "--warmup_steps",
+    "0.1",
+    "--weight_decay",
+    "0.01",
     *RUN_FLAGS,
 ]
 # In the order the study runs them: the reference arms and the library's default first.

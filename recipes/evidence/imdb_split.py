@@ -16,11 +16,20 @@ STUDY_DIR = os.path.join(OUTPUTS, "study")  # scratch: the split, models and ful
 # dev or test): at lr 1e-4 the baseline fits its 250 reviews (training loss 0.06 by epoch 4), the regime where
 # overfitting can bite. The continued pre-training study fine-tunes its models with the same settings.
 FINETUNE_ARGS = [
-    "--max_seq_length", "128",
-    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--num_train_epochs", "6",
-    "--warmup_steps", "0.1", "--weight_decay", "0.01",
+    "--max_seq_length",
+    "128",
+    "--per_device_train_batch_size",
+    "16",
+    "--learning_rate",
+    "1e-4",
+    "--num_train_epochs",
+    "6",
+    "--warmup_steps",
+    "0.1",
+    "--weight_decay",
+    "0.01",
     *RUN_FLAGS,
-]  # fmt: skip
+]
 
 
 def split(data: str, study_dir: str) -> dict[str, int]:

@@ -26,7 +26,10 @@ def study_jobs(seeds: list[int], arms: list[str], shard: tuple[int, int] = (0, 1
 def add_shard_option(parser: argparse.ArgumentParser) -> None:
     """Add `--shard K/N` to a study's parser."""
     parser.add_argument(
-        "--shard", type=parse_shard, default=(0, 1), metavar="K/N",
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        metavar="K/N",
         help="run only job K, K+N, K+2N, ... of this step: start N workers (K = 0..N-1) to use N cores; "
         "set OMP_NUM_THREADS=1 for each",
-    )  # fmt: skip
+    )

@@ -39,6 +39,8 @@ from recipes.evidence.glue_plan import (
 )
 from recipes.evidence.records import is_recorded, save_record
 from recipes.evidence.shards import add_shard_option
+
+
 def task_dir(study_dir: str, task: str) -> str:
     return os.path.join(study_dir, task)
 
@@ -53,17 +55,25 @@ def split(glue_dir: str, study_dir: str) -> dict[str, dict[str, int]]:
         sources = {part: os.path.join(glue_dir, f"{task}_{part}.csv") for part in ("train", "validation")}
         for path in sources.values():
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"--glue_dir: {path} does not exist. It needs <task>_train.csv and "
-                                        "<task>_validation.csv for rte, mrpc, stsb and cola.")
+                raise FileNotFoundError(
+                    f"--glue_dir: {path} does not exist. It needs <task>_train.csv and "
+                    "<task>_validation.csv for rte, mrpc, stsb and cola."
+                )
         train = pd.read_csv(sources["train"], keep_default_na=False)
         order = np.random.default_rng(0).permutation(len(train))
         train = train.iloc[order].reset_index(drop=True)
         target = task_dir(study_dir, task)
         os.makedirs(target, exist_ok=True)
         train[:CHOICE_SIZE].to_csv(os.path.join(target, "choice.csv"), index=False)
-        train[CHOICE_SIZE:CHOICE_SIZE + TRAIN_SIZE].to_csv(os.path.join(target, f"train-{TRAIN_SIZE}.csv"), index=False)
+        train[CHOICE_SIZE : CHOICE_SIZE + TRAIN_SIZE].to_csv(
+            os.path.join(target, f"train-{TRAIN_SIZE}.csv"), index=False
+        )
         shutil.copyfile(sources["validation"], os.path.join(target, "dev.csv"))
-        counts[task] = {"choice": CHOICE_SIZE, f"train-{TRAIN_SIZE}": TRAIN_SIZE, "dev": sum(1 for _ in open(sources["validation"], encoding="utf-8")) - 1}
+        counts[task] = {
+            "choice": CHOICE_SIZE,
+            f"train-{TRAIN_SIZE}": TRAIN_SIZE,
+            "dev": sum(1 for _ in open(sources["validation"], encoding="utf-8")) - 1,
+        }
     print(f"split: {counts}")
     return counts
 
@@ -81,16 +91,26 @@ def run_one(task: str, arm: str, seed: int, study_dir: str, records: str) -> Non
     print(f"\n=== GLUE study: {task}, arm {arm}, seed {seed} ===", flush=True)
     results = run_glue.main(
         [
-            "--model_name_or_path", checkpoint_dir(),
-            "--task_name", task,
-            "--train_file", os.path.join(data, f"train-{TRAIN_SIZE}.csv"),
-            "--validation_file", os.path.join(data, "dev.csv"),
-            "--test_file", os.path.join(data, "choice.csv"),
-            "--max_seq_length", str(MAX_LENGTH[task]),
-            *COMMON_ARGS, *ARMS[arm],
-            "--seed", str(seed), "--output_dir", run_dir,
+            "--model_name_or_path",
+            checkpoint_dir(),
+            "--task_name",
+            task,
+            "--train_file",
+            os.path.join(data, f"train-{TRAIN_SIZE}.csv"),
+            "--validation_file",
+            os.path.join(data, "dev.csv"),
+            "--test_file",
+            os.path.join(data, "choice.csv"),
+            "--max_seq_length",
+            str(MAX_LENGTH[task]),
+            *COMMON_ARGS,
+            *ARMS[arm],
+            "--seed",
+            str(seed),
+            "--output_dir",
+            run_dir,
         ]
-    )  # fmt: skip
+    )
     results.update({"arm": arm, "train_size": TRAIN_SIZE, "study": "glue"})
     save_record(target, results, run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -126,8 +146,11 @@ def best_sse_arm(records: str, seeds: tuple[int, ...] = (1, 2, 3)) -> str:
         runs = load(records, task)
         base = runs.get("baseline", {})
         for arm in SSE_ARMS:
-            diffs = [choice_score(runs[arm][s], task) - choice_score(base[s], task)
-                     for s in seeds if s in runs.get(arm, {}) and s in base]  # fmt: skip
+            diffs = [
+                choice_score(runs[arm][s], task) - choice_score(base[s], task)
+                for s in seeds
+                if s in runs.get(arm, {}) and s in base
+            ]
             if diffs:
                 gains.setdefault(arm, []).append(statistics.fmean(diffs))
     complete = {arm: statistics.fmean(values) for arm, values in gains.items() if len(values) == len(TASKS)}
@@ -148,9 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", default=RECORDS_DIR, help="where compact run records are kept (committed)")
     add_shard_option(parser)
     parser.add_argument(
-        "--queue", action="store_true",
+        "--queue",
+        action="store_true",
         help="instead of --shard: each worker takes the next job no other worker has claimed (start N alike)",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     if args.step == "split" and not args.glue_dir:
         parser.error("split needs --glue_dir (a folder with <task>_train.csv and <task>_validation.csv)")
@@ -159,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         split(args.glue_dir, args.study_dir)
         return
     # finetune: every arm at the given seeds; extra: seeds 4 and 5 for the baseline and the best SSE arm
-    seeds, arms = (args.seeds, args.arms) if args.step == "finetune" else ([4, 5], ["baseline", best_sse_arm(args.records)])
+    seeds, arms = (
+        (args.seeds, args.arms) if args.step == "finetune" else ([4, 5], ["baseline", best_sse_arm(args.records)])
+    )
     for seed, arm, task in jobs(seeds, arms, args.shard):
         if not args.queue or claim(args.study_dir, task, arm, seed):
             run_one(task, arm, seed, args.study_dir, args.records)

@@ -18,7 +18,12 @@ from recipes.evidence.records import DOCS_STUDY
 
 REPORT_DIR = os.path.join(DOCS_STUDY, "glue")
 
-METRICS = {"rte": ("accuracy",), "mrpc": ("f1", "accuracy"), "stsb": ("pearson", "spearmanr"), "cola": ("matthews_correlation",)}
+METRICS = {
+    "rte": ("accuracy",),
+    "mrpc": ("f1", "accuracy"),
+    "stsb": ("pearson", "spearmanr"),
+    "cola": ("matthews_correlation",),
+}
 
 
 def task_score(results: dict, task: str, split: str = "eval") -> float:
@@ -106,7 +111,9 @@ def plot(name: str, arms: dict[str, dict[int, tuple[float, float]]], path: str) 
 
     base = arms.get("baseline", {})
     shown = [a for a in plan.ARMS if a in arms and a != "baseline"]
-    panels = [(0, "GLUE score (points): higher is better")] + ([(1, "loss: lower is better")] if name != "glue4" else [])
+    panels = [(0, "GLUE score (points): higher is better")] + (
+        [(1, "loss: lower is better")] if name != "glue4" else []
+    )
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.45 * len(shown) + 1.4), squeeze=False)
     for axis, (which, title) in zip(axes[0], panels):
         for row, arm in enumerate(shown):
@@ -135,8 +142,10 @@ def fit_table(records: str) -> str:
     ]
     for task in plan.TASKS:
         for arm in [a for a in plan.ARMS if os.path.isdir(os.path.join(records, task, a))]:
-            curves = [compare.training_losses(os.path.join(records, task, arm, seed))
-                      for seed in sorted(os.listdir(os.path.join(records, task, arm)))]  # fmt: skip
+            curves = [
+                compare.training_losses(os.path.join(records, task, arm, seed))
+                for seed in sorted(os.listdir(os.path.join(records, task, arm)))
+            ]
             curves = [curve for curve in curves if curve]
             if not curves:
                 continue

@@ -24,8 +24,8 @@ import statistics
 
 from recipes.evidence import compare
 from recipes.evidence.checkpoint import checkpoint_dir
-from recipes.evidence.paired import draw_paired_row, mean_interval, metric_scale
 from recipes.evidence.imdb_split import FINETUNE_ARGS, STUDY_DIR, split, test_accuracy
+from recipes.evidence.paired import draw_paired_row, mean_interval, metric_scale
 from recipes.evidence.records import DOCS_STUDY, is_recorded, save_record
 from recipes.evidence.shards import add_shard_option, study_jobs
 
@@ -75,12 +75,20 @@ def run_one(arm: str, arm_args: list[str], seed: int, train_size: int, study_dir
     print(f"\n=== study: train-{train_size}, arm {arm}, seed {seed} ===", flush=True)
     results = run_glue.main(
         [
-            "--model_name_or_path", checkpoint_dir(),
-            "--train_file", os.path.join(study_dir, f"train-{train_size}.csv"),
-            "--validation_file", os.path.join(study_dir, "dev.csv"),
-            "--test_file", os.path.join(study_dir, "test.csv"),
-            *FINETUNE_ARGS, *arm_args,
-            "--seed", str(seed), "--output_dir", run_dir,
+            "--model_name_or_path",
+            checkpoint_dir(),
+            "--train_file",
+            os.path.join(study_dir, f"train-{train_size}.csv"),
+            "--validation_file",
+            os.path.join(study_dir, "dev.csv"),
+            "--test_file",
+            os.path.join(study_dir, "test.csv"),
+            *FINETUNE_ARGS,
+            *arm_args,
+            "--seed",
+            str(seed),
+            "--output_dir",
+            run_dir,
         ]
     )
     results.update(

@@ -39,37 +39,60 @@ from recipes.evidence.records import DOCS_STUDY, is_recorded, portable, save_rec
 from recipes.evidence.shards import add_shard_option, study_jobs
 
 MLM_COMMON = [
-    "--max_seq_length", "128",
-    "--per_device_eval_batch_size", "64",
-    "--weight_decay", "0.01",
-    "--save_strategy", "no",
-    "--report_to", "none",
-    "--do_train", "--do_eval",
+    "--max_seq_length",
+    "128",
+    "--per_device_eval_batch_size",
+    "64",
+    "--weight_decay",
+    "0.01",
+    "--save_strategy",
+    "no",
+    "--report_to",
+    "none",
+    "--do_train",
+    "--do_eval",
     "--overwrite_output_dir",
-]  # fmt: skip
+]
 SCRATCH_FINETUNE = [
-    "--do_train", "--do_eval", "--do_predict",
-    "--max_seq_length", "128",
-    "--per_device_train_batch_size", "16",
-    "--per_device_eval_batch_size", "64",
-    "--learning_rate", "1e-4",
-    "--num_train_epochs", "4",
-    "--warmup_steps", "0.1",
-    "--weight_decay", "0.01",
-    "--logging_steps", "10",
-    "--save_strategy", "no",
-    "--report_to", "none",
+    "--do_train",
+    "--do_eval",
+    "--do_predict",
+    "--max_seq_length",
+    "128",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "64",
+    "--learning_rate",
+    "1e-4",
+    "--num_train_epochs",
+    "4",
+    "--warmup_steps",
+    "0.1",
+    "--weight_decay",
+    "0.01",
+    "--logging_steps",
+    "10",
+    "--save_strategy",
+    "no",
+    "--report_to",
+    "none",
     "--overwrite_output_dir",
-]  # fmt: skip
+]
 # Continued pre-training: a constant learning rate after one epoch of warm-up, so that the study's shorter
 # runs follow the pilot's curve exactly up to their last step.
 CONTINUED_MLM = [
-    "--per_device_train_batch_size", "16",
-    "--learning_rate", "3e-4",
-    "--lr_scheduler_type", "constant_with_warmup",
-    "--warmup_steps", "15",
-    "--logging_steps", "5",
-]  # fmt: skip
+    "--per_device_train_batch_size",
+    "16",
+    "--learning_rate",
+    "3e-4",
+    "--lr_scheduler_type",
+    "constant_with_warmup",
+    "--warmup_steps",
+    "15",
+    "--logging_steps",
+    "5",
+]
 PILOT_EPOCHS = 20
 PILOT_HELDOUT_ROWS = (900, 1000)  # of the training pool: outside train-250, dev and test
 
@@ -97,16 +120,23 @@ DESIGNS = {
         records=os.path.join(DOCS_STUDY, "pretrain"),
         arms={"baseline": ["--sse", "False"], "sse-se-p0.1": ["--sse_p", "0.1"]},
         mlm_args=[
-            "--model_type", "bert",
+            "--model_type",
+            "bert",
             "--config_overrides",
             "hidden_size=128,num_hidden_layers=2,num_attention_heads=2,intermediate_size=512,max_position_embeddings=128",
-            "--tokenizer_vocab_size", "8000",
-            "--per_device_train_batch_size", "32",
-            "--learning_rate", "5e-4",
-            "--warmup_steps", "0.05",
-            "--num_train_epochs", "15",
-            "--logging_steps", "10",
-        ],  # fmt: skip
+            "--tokenizer_vocab_size",
+            "8000",
+            "--per_device_train_batch_size",
+            "32",
+            "--learning_rate",
+            "5e-4",
+            "--warmup_steps",
+            "0.05",
+            "--num_train_epochs",
+            "15",
+            "--logging_steps",
+            "10",
+        ],
         corpus_rows=1000,
         finetune_split="train-1000",
         finetune_args=[*SCRATCH_FINETUNE, "--sse", "False"],
@@ -155,13 +185,24 @@ def write_corpus(design: Design, study_dir: str) -> dict[str, str]:
 
 def mlm_argv(design: Design, train_text: str, heldout_text: str, arm: str, seed: int, output_dir: str) -> list[str]:
     start = ["--model_name_or_path", checkpoint_dir()] if design.from_checkpoint else []
-    return [*start, "--train_file", train_text, "--validation_file", heldout_text, *MLM_COMMON, *design.mlm_args,
-            *design.arms[arm], "--seed", str(seed), "--output_dir", output_dir]  # fmt: skip
+    return [
+        *start,
+        "--train_file",
+        train_text,
+        "--validation_file",
+        heldout_text,
+        *MLM_COMMON,
+        *design.mlm_args,
+        *design.arms[arm],
+        "--seed",
+        str(seed),
+        "--output_dir",
+        output_dir,
+    ]
 
 
 def run_seed(design: Design, arm: str, seed: int, study_dir: str, records: str, corpus: dict[str, str]) -> None:
-    from recipes import run_glue
-    from recipes import run_mlm
+    from recipes import run_glue, run_mlm
 
     target = os.path.join(records, "runs", arm, f"seed-{seed}")
     if is_recorded(target):
@@ -172,12 +213,22 @@ def run_seed(design: Design, arm: str, seed: int, study_dir: str, records: str, 
     print(f"\n=== pre-training study ({os.path.basename(design.records)}): arm {arm}, seed {seed} ===", flush=True)
     mlm = run_mlm.main(mlm_argv(design, corpus["train"], corpus["dev"], arm, seed, mlm_dir))
     glue = run_glue.main(
-        ["--model_name_or_path", mlm_dir,
-         "--train_file", os.path.join(study_dir, f"{design.finetune_split}.csv"),
-         "--validation_file", os.path.join(study_dir, "dev.csv"),
-         "--test_file", os.path.join(study_dir, "test.csv"),
-         *design.finetune_args, "--seed", str(seed), "--output_dir", glue_dir]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            mlm_dir,
+            "--train_file",
+            os.path.join(study_dir, f"{design.finetune_split}.csv"),
+            "--validation_file",
+            os.path.join(study_dir, "dev.csv"),
+            "--test_file",
+            os.path.join(study_dir, "test.csv"),
+            *design.finetune_args,
+            "--seed",
+            str(seed),
+            "--output_dir",
+            glue_dir,
+        ]
+    )
     record = {
         "arm": arm,
         "seed": seed,
@@ -202,7 +253,9 @@ def pilot(design: Design, study_dir: str, records: str, learning_rate: str, epoc
     from recipes import run_mlm
 
     if not design.from_checkpoint:
-        raise SystemExit("pilot: only the --start checkpoint design has a pilot (the scratch study was fixed earlier).")
+        raise SystemExit(
+            "pilot: only the --start checkpoint design has a pilot (the scratch study was fixed earlier)."
+        )
     corpus = write_corpus(design, study_dir)
     heldout = write_text(study_dir, "train-1000", PILOT_HELDOUT_ROWS, "mlm-pilot-heldout.txt")
     target = os.path.join(records, f"pilot-lr{learning_rate}")
@@ -259,8 +312,13 @@ def report(records: str, sse_arm: str = "sse-se-p0.1", reference: str | None = N
     if {"baseline", sse_arm} <= set(by_arm):
         shared = sorted(set(by_arm["baseline"]) & set(by_arm[sse_arm]))
         base, sse = by_arm["baseline"], by_arm[sse_arm]
-        lines += ["", f"Paired, {sse_arm} minus baseline, over seeds {shared}:", "",
-                  "| quantity | mean diff | 95% CI | seeds where SSE is better |", "| --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            f"Paired, {sse_arm} minus baseline, over seeds {shared}:",
+            "",
+            "| quantity | mean diff | 95% CI | seeds where SSE is better |",
+            "| --- | --- | --- | --- |",
+        ]
         for key, label, scale, lower_is_better in (
             ("perplexity", "held-out MLM perplexity", 1.0, True),
             ("mlm_eval_loss", "held-out MLM loss (nats)", 1.0, True),
@@ -289,9 +347,13 @@ def reference_lines(by_arm: dict[str, dict[int, dict]], reference: str) -> list[
     """Sentiment test accuracy of each arm minus that of the reference run with the same seed, in points."""
     direct = {run["results"]["seed"]: run["results"]["test_accuracy"] for run in compare.load_runs([reference])}
     shown = portable({"reference": reference})["reference"]
-    lines = ["", f"Sentiment test accuracy against fine-tuning without this pre-training (the records in {shown}, "
-             "same seed):", "",
-             "| arm | seeds | mean diff (points) | 95% CI | seeds ahead |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "",
+        f"Sentiment test accuracy against fine-tuning without this pre-training (the records in {shown}, same seed):",
+        "",
+        "| arm | seeds | mean diff (points) | 95% CI | seeds ahead |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for arm, seeds in sorted(by_arm.items()):
         shared = sorted(set(seeds) & set(direct))
         if not shared:
@@ -306,12 +368,18 @@ def reference_lines(by_arm: dict[str, dict[int, dict]], reference: str) -> list[
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("pilot", "run", "report"))
-    parser.add_argument("--start", choices=list(DESIGNS), default="scratch",
-                        help="scratch: a small BERT from scratch; checkpoint: continued pre-training of all-MiniLM-L6-v2")  # fmt: skip
+    parser.add_argument(
+        "--start",
+        choices=list(DESIGNS),
+        default="scratch",
+        help="scratch: a small BERT from scratch; checkpoint: continued pre-training of all-MiniLM-L6-v2",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--learning_rate", help="pilot only: the MLM learning rate to try (default 1e-4)")
     parser.add_argument("--study_dir", default=STUDY_DIR)
-    parser.add_argument("--records", help="where the compact records go (default: the design's folder under docs/study/)")
+    parser.add_argument(
+        "--records", help="where the compact records go (default: the design's folder under docs/study/)"
+    )
     add_shard_option(parser)
     args = parser.parse_args(argv)
     if args.learning_rate is not None and args.step != "pilot":

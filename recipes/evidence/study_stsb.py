@@ -49,8 +49,11 @@ def read_stsb(glue_dir: str) -> tuple[Pairs, Pairs, Pairs]:
     frames = read_glue_files(glue_dir, "stsb")
 
     def pairs(frame) -> Pairs:
-        return ([str(s) for s in frame["sentence1"]], [str(s) for s in frame["sentence2"]],
-                [float(v) for v in frame["label"]])  # fmt: skip
+        return (
+            [str(s) for s in frame["sentence1"]],
+            [str(s) for s in frame["sentence2"]],
+            [float(v) for v in frame["label"]],
+        )
 
     train = frames["train"].iloc[np.random.default_rng(0).permutation(len(frames["train"]))]
     return pairs(train[CARVED_SIZE:]), pairs(train[:CARVED_SIZE]), pairs(frames["validation"])
@@ -69,7 +72,10 @@ def cosine_scores(model, pairs: Pairs) -> np.ndarray:
 def correlations(predicted: np.ndarray, gold: list[float]) -> dict[str, float]:
     from scipy.stats import pearsonr, spearmanr
 
-    return {"spearman": round(float(spearmanr(predicted, gold)[0]), 6), "pearson": round(float(pearsonr(predicted, gold)[0]), 6)}
+    return {
+        "spearman": round(float(spearmanr(predicted, gold)[0]), 6),
+        "pearson": round(float(pearsonr(predicted, gold)[0]), 6),
+    }
 
 
 def zero_shot(glue_dir: str, model_dir: str | None = None) -> dict[str, dict[str, float]]:
@@ -78,15 +84,24 @@ def zero_shot(glue_dir: str, model_dir: str | None = None) -> dict[str, dict[str
 
     _, carved, dev = read_stsb(glue_dir)
     model = SentenceTransformer(model_dir or checkpoint_dir(), device="cpu")
-    scores = {"carved": correlations(cosine_scores(model, carved), carved[2]), "dev": correlations(cosine_scores(model, dev), dev[2])}
+    scores = {
+        "carved": correlations(cosine_scores(model, carved), carved[2]),
+        "dev": correlations(cosine_scores(model, dev), dev[2]),
+    }
     print(f"zero-shot: {scores}")
     return scores
 
 
-def finetune(glue_dir: str, arm: str, seed: int, lr: float, p: float, output_dir: str, model_dir: str | None = None) -> dict:
+def finetune(
+    glue_dir: str, arm: str, seed: int, lr: float, p: float, output_dir: str, model_dir: str | None = None
+) -> dict:
     """One CoSENT fine-tune; carved and dev correlations after every epoch; the dev cosines of the kept epoch."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
     from transformers import TrainerCallback
 
@@ -101,7 +116,12 @@ def finetune(glue_dir: str, arm: str, seed: int, lr: float, p: float, output_dir
     class EpochScores(TrainerCallback):
         def on_epoch_end(self, args, state, control, **kwargs):
             dev_cosines = cosine_scores(model, dev)
-            per_epoch.append({"carved": correlations(cosine_scores(model, carved), carved[2]), "dev": correlations(dev_cosines, dev[2])})
+            per_epoch.append(
+                {
+                    "carved": correlations(cosine_scores(model, carved), carved[2]),
+                    "dev": correlations(dev_cosines, dev[2]),
+                }
+            )
             kept.append(dev_cosines)
 
     callbacks: list = [EpochScores()]
@@ -110,11 +130,24 @@ def finetune(glue_dir: str, arm: str, seed: int, lr: float, p: float, output_dir
         callbacks.append(sse)
     epochs = EPOCHS
     args = SentenceTransformerTrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=BATCH_SIZE, learning_rate=lr,
-        warmup_steps=0.1, weight_decay=0.01, seed=seed, data_seed=seed, eval_strategy="no", save_strategy="no",
-        logging_steps=10, report_to="none", use_cpu=True, disable_tqdm=True,
-    )  # fmt: skip
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=CoSENTLoss(model), callbacks=callbacks)
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=BATCH_SIZE,
+        learning_rate=lr,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        seed=seed,
+        data_seed=seed,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train, loss=CoSENTLoss(model), callbacks=callbacks
+    )
     started = time.time()
     if sse is not None:
         with sse:
@@ -125,13 +158,21 @@ def finetune(glue_dir: str, arm: str, seed: int, lr: float, p: float, output_dir
     from recipes.evidence.study_tuned import code_version
 
     return {
-        "study": "stsb", "arm": arm, "seed": seed, "learning_rate": lr, "sse_p": p, "epochs": epochs,
-        "train_size": len(pool[2]), "epoch_scores": per_epoch, "kept_epoch": best + 1,
+        "study": "stsb",
+        "arm": arm,
+        "seed": seed,
+        "learning_rate": lr,
+        "sse_p": p,
+        "epochs": epochs,
+        "train_size": len(pool[2]),
+        "epoch_scores": per_epoch,
+        "kept_epoch": best + 1,
         "dev_cosines": [round(float(v), 4) for v in kept[best]],
         "train_loss_log": [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log],
-        "sse_stats": sse.stats() if sse is not None else {}, "wall_seconds": round(time.time() - started, 1),
+        "sse_stats": sse.stats() if sse is not None else {},
+        "wall_seconds": round(time.time() - started, 1),
         "code": code_version(),
-    }  # fmt: skip
+    }
 
 
 def record_path(records: str, arm: str, seed: int) -> str:
@@ -211,10 +252,22 @@ def comparison(records: str) -> dict | None:
 
     diffs = [dev(runs[best][s]) - dev(runs[base][s]) for s in FINAL_SEEDS]
     mean, low, high = mean_interval(diffs)
-    return {"task": "stsb", "left": "sse-se", "right": "baseline", "left_arm": best, "right_arm": base, "metric": "spearman",
-            "seeds": list(FINAL_SEEDS), "mean": mean, "low": low, "high": high, "ahead": sum(d > 0 for d in diffs),
-            "p": paired_p(diffs), "base_mean": statistics.fmean(dev(runs[base][s]) for s in FINAL_SEEDS),
-            "sse_mean": statistics.fmean(dev(runs[best][s]) for s in FINAL_SEEDS)}  # fmt: skip
+    return {
+        "task": "stsb",
+        "left": "sse-se",
+        "right": "baseline",
+        "left_arm": best,
+        "right_arm": base,
+        "metric": "spearman",
+        "seeds": list(FINAL_SEEDS),
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "ahead": sum(d > 0 for d in diffs),
+        "p": paired_p(diffs),
+        "base_mean": statistics.fmean(dev(runs[base][s]) for s in FINAL_SEEDS),
+        "sse_mean": statistics.fmean(dev(runs[best][s]) for s in FINAL_SEEDS),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,9 +287,11 @@ def main(argv: list[str] | None = None) -> None:
             json.dump(scores, handle, indent=2)
     elif args.step == "run":
         job_queue.work(
-            lambda: jobs(args.records), lambda job: os.path.isfile(record_path(args.records, job[1], job[2])),
-            lambda job: run_job(args.glue_dir, args.records, args.study_dir, job), args.study_dir,
-        )  # fmt: skip
+            lambda: jobs(args.records),
+            lambda job: os.path.isfile(record_path(args.records, job[1], job[2])),
+            lambda job: run_job(args.glue_dir, args.records, args.study_dir, job),
+            args.study_dir,
+        )
     else:
         print(json.dumps(comparison(args.records), indent=2))
 

@@ -45,7 +45,9 @@ def read_glue_files(glue_dir: str, task: str) -> dict:
     for part in ("train", "validation"):
         path = os.path.join(glue_dir, f"{task}_{part}.csv")
         if not os.path.isfile(path):
-            raise SystemExit(f"--glue_dir: {path} does not exist; it needs {task}_train.csv and {task}_validation.csv.")
+            raise SystemExit(
+                f"--glue_dir: {path} does not exist; it needs {task}_train.csv and {task}_validation.csv."
+            )
         frames[part] = pd.read_csv(path, keep_default_na=False)
     return frames
 
@@ -86,22 +88,28 @@ def max_length(pool: Split, tokenizer) -> tuple[int, float]:
 
 def code_version() -> dict[str, str]:
     """The commit the study runs from (with `+dirty` when the tree differs), and the library's version."""
-    import sse_hf
     import torch
     import transformers
 
+    import sse_hf
+
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
         ).stdout.strip()
     except OSError:
         commit, dirty = "unknown", ""
     return {
-        "commit": commit + ("+dirty" if dirty else ""), "sse_hf": sse_hf.__version__,
-        "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
-    }  # fmt: skip
+        "commit": commit + ("+dirty" if dirty else ""),
+        "sse_hf": sse_hf.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # ----- records ----------------------------------------------------------------------------------------------
@@ -194,51 +202,84 @@ def run_job(
     length, truncated = max_length(pool, AutoTokenizer.from_pretrained(model_dir))
     train = training_subset(pool, task, seed)
     run_dir = os.path.join(study_dir, "runs", f"{task}-{arm}-seed-{seed}")
-    print(f"\n=== tuned study: {task} {arm} seed {seed} lr {lr:g} ({len(train[1])} rows, max length {length}) ===",
-          flush=True)  # fmt: skip
+    print(
+        f"\n=== tuned study: {task} {arm} seed {seed} lr {lr:g} ({len(train[1])} rows, max length {length}) ===",
+        flush=True,
+    )
     started = time.time()
     out = finetune(
-        model_dir, train, {"carved": carved, "dev": dev},
-        num_labels=len(names), max_length=length, seed=seed, learning_rate=lr, epochs=plan.EPOCHS,
-        batch_size=plan.BATCH_SIZE, warmup_ratio=plan.WARMUP_RATIO, weight_decay=plan.WEIGHT_DECAY,
-        output_dir=run_dir, **settings,
-    )  # fmt: skip
+        model_dir,
+        train,
+        {"carved": carved, "dev": dev},
+        num_labels=len(names),
+        max_length=length,
+        seed=seed,
+        learning_rate=lr,
+        epochs=plan.EPOCHS,
+        batch_size=plan.BATCH_SIZE,
+        warmup_ratio=plan.WARMUP_RATIO,
+        weight_decay=plan.WEIGHT_DECAY,
+        output_dir=run_dir,
+        **settings,
+    )
     shutil.rmtree(run_dir, ignore_errors=True)
     scores = epoch_scores(out["epoch_logits"], {"carved": carved[1], "dev": dev[1]}, task)
     epoch = select_epoch(scores, task)
     record = {
-        "study": "tuned", "task": task, "arm": arm, "family": plan.family_of(arm), "seed": seed,
-        "learning_rate": lr, "settings": settings, "train_size": len(train[1]), "max_length": length,
-        "truncated_share": truncated, "epochs": plan.EPOCHS, "batch_size": plan.BATCH_SIZE,
-        "kept_epoch": epoch + 1, "epoch_scores": scores,
+        "study": "tuned",
+        "task": task,
+        "arm": arm,
+        "family": plan.family_of(arm),
+        "seed": seed,
+        "learning_rate": lr,
+        "settings": settings,
+        "train_size": len(train[1]),
+        "max_length": length,
+        "truncated_share": truncated,
+        "epochs": plan.EPOCHS,
+        "batch_size": plan.BATCH_SIZE,
+        "kept_epoch": epoch + 1,
+        "epoch_scores": scores,
         "labels": names,
         "carved_margins": compact_margins(out["epoch_logits"][epoch]["carved"]),
         "dev_margins": compact_margins(out["epoch_logits"][epoch]["dev"]),
-        "train_loss_log": out["loss_log"], "train_runtime": out["train_runtime"], "steps": out["steps"],
-        "wall_seconds": round(time.time() - started, 1), "sse_stats": out["sse_stats"],
+        "train_loss_log": out["loss_log"],
+        "train_runtime": out["train_runtime"],
+        "steps": out["steps"],
+        "wall_seconds": round(time.time() - started, 1),
+        "sse_stats": out["sse_stats"],
         "code": code_version(),
-    }  # fmt: skip
+    }
     path = record_path(records, task, arm, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(record, handle, separators=(",", ":"))
     os.replace(path + ".tmp", path)
-    print(f"recorded {task} {arm} seed {seed}: kept epoch {epoch + 1}, carved {scores[epoch]['carved']}, "
-          f"{record['wall_seconds']} s", flush=True)  # fmt: skip
+    print(
+        f"recorded {task} {arm} seed {seed}: kept epoch {epoch + 1}, carved {scores[epoch]['carved']}, "
+        f"{record['wall_seconds']} s",
+        flush=True,
+    )
     return record
 
 
 def work(
-    glue_dir: str, records: str, study_dir: str, poll_seconds: float = 60.0, model_dir: str | None = None,
-    regimes: tuple[str, ...] | None = None, families: tuple[str, ...] | None = None,
+    glue_dir: str,
+    records: str,
+    study_dir: str,
+    poll_seconds: float = 60.0,
+    model_dir: str | None = None,
+    regimes: tuple[str, ...] | None = None,
+    families: tuple[str, ...] | None = None,
 ) -> None:
     """A worker over the study's job graph (see `job_queue.work`)."""
     job_queue.work(
         lambda: jobs(records, regimes, families),
         lambda job: load_record(records, *job[:3]) is not None,
         lambda job: run_job(glue_dir, records, study_dir, job, model_dir),
-        study_dir, poll_seconds,
-    )  # fmt: skip
+        study_dir,
+        poll_seconds,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

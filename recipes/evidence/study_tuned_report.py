@@ -75,12 +75,22 @@ def run_metrics(record: dict, labels: dict, task: str) -> dict[str, float]:
     """A run's dev figures at its kept epoch, and its dev calibration after temperature scaling fitted on its
     carved split."""
     dev = record["epoch_scores"][record["kept_epoch"] - 1]["dev"]
-    figures = {"primary": dev[plan.PRIMARY[plan.base_task(task)]], "accuracy": dev["accuracy"], "nll": dev["nll"],
-               "ece": dev["ece"], "brier": dev["brier"], "epoch": record["kept_epoch"]}  # fmt: skip
+    figures = {
+        "primary": dev[plan.PRIMARY[plan.base_task(task)]],
+        "accuracy": dev["accuracy"],
+        "nll": dev["nll"],
+        "ece": dev["ece"],
+        "brier": dev["brier"],
+        "epoch": record["kept_epoch"],
+    }
     if labels:
         temperature = fit_temperature(margins_to_logits(record["carved_margins"]), np.array(labels["carved"]))
-        scaled = calibration_metrics(softmax(margins_to_logits(record["dev_margins"]), temperature), np.array(labels["dev"]))
-        figures.update({"temperature": temperature, "ts_nll": scaled["nll"], "ts_ece": scaled["ece"], "ts_brier": scaled["brier"]})
+        scaled = calibration_metrics(
+            softmax(margins_to_logits(record["dev_margins"]), temperature), np.array(labels["dev"])
+        )
+        figures.update(
+            {"temperature": temperature, "ts_nll": scaled["nll"], "ts_ece": scaled["ece"], "ts_brier": scaled["brier"]}
+        )
     return figures
 
 
@@ -98,8 +108,12 @@ def reference(labels: dict, task: str) -> dict[str, float]:
     probs = np.tile(prior, (len(dev), 1))
     scores = {"accuracy": accuracy, "f1": f1(predictions, dev), "matthews_correlation": 0.0}
     scores["acc_and_f1"] = (scores["accuracy"] + scores["f1"]) / 2
-    return {"primary": scores[plan.PRIMARY[plan.base_task(task)]], "majority_class": labels["names"][majority], **scores,
-            **calibration_metrics(probs, dev)}  # fmt: skip
+    return {
+        "primary": scores[plan.PRIMARY[plan.base_task(task)]],
+        "majority_class": labels["names"][majority],
+        **scores,
+        **calibration_metrics(probs, dev),
+    }
 
 
 def chosen(runs: dict, task: str) -> dict[str, str]:
@@ -123,7 +137,9 @@ def chosen(runs: dict, task: str) -> dict[str, str]:
 
 
 def fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.{digits}f}"
+    return (
+        "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.{digits}f}"
+    )
 
 
 def scale_of(metric: str) -> tuple[float, int]:
@@ -131,9 +147,15 @@ def scale_of(metric: str) -> tuple[float, int]:
 
 
 COMPARISONS = [
-    ("sse-se", "baseline"), ("sse-graph", "baseline"), ("label-smoothing", "baseline"), ("neftune", "baseline"),
-    ("sse-se", "label-smoothing"), ("sse-se", "neftune"), ("sse-graph", "label-smoothing"), ("sse-graph", "neftune"),
-]  # fmt: skip
+    ("sse-se", "baseline"),
+    ("sse-graph", "baseline"),
+    ("label-smoothing", "baseline"),
+    ("neftune", "baseline"),
+    ("sse-se", "label-smoothing"),
+    ("sse-se", "neftune"),
+    ("sse-graph", "label-smoothing"),
+    ("sse-graph", "neftune"),
+]
 
 
 def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
@@ -150,13 +172,29 @@ def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
             if len(seeds) < 2:
                 continue
             for metric in METRICS:
-                diffs = [run_metrics(a[s], labels.get(task), task)[metric] - run_metrics(b[s], labels.get(task), task)[metric]
-                         for s in seeds]  # fmt: skip
+                diffs = [
+                    run_metrics(a[s], labels.get(task), task)[metric]
+                    - run_metrics(b[s], labels.get(task), task)[metric]
+                    for s in seeds
+                ]
                 better = [d > 0 if HIGHER_IS_BETTER[metric] else d < 0 for d in diffs]
                 mean, low, high = mean_interval(diffs)
-                rows.append({"task": task, "left": left, "right": right, "left_arm": picks[left], "right_arm": picks[right],
-                             "metric": metric, "seeds": seeds, "mean": mean, "low": low, "high": high,
-                             "ahead": sum(better), "p": paired_p(diffs)})  # fmt: skip
+                rows.append(
+                    {
+                        "task": task,
+                        "left": left,
+                        "right": right,
+                        "left_arm": picks[left],
+                        "right_arm": picks[right],
+                        "metric": metric,
+                        "seeds": seeds,
+                        "mean": mean,
+                        "low": low,
+                        "high": high,
+                        "ahead": sum(better),
+                        "p": paired_p(diffs),
+                    }
+                )
     for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
         row["p_holm"] = adjusted
     return rows
@@ -169,13 +207,18 @@ def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
         return ["(the learning-rate grid is not complete yet)"]
     complete = {f: a for f, a in picks.items() if set(plan.FINAL_SEEDS) <= set(runs[task][a])}
     seeds = sorted(plan.FINAL_SEEDS) if complete else []
-    lines = [f"Seeds {seeds[0]}-{seeds[-1]} for every row." if seeds else "No arm has every final seed yet.", "",
-             f"| arm | {plan.PRIMARY[plan.base_task(task)]} | accuracy | NLL | ECE | Brier | ECE after TS | NLL after TS | kept epochs |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Seeds {seeds[0]}-{seeds[-1]} for every row." if seeds else "No arm has every final seed yet.",
+        "",
+        f"| arm | {plan.PRIMARY[plan.base_task(task)]} | accuracy | NLL | ECE | Brier | ECE after TS | NLL after TS | kept epochs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     if task in labels:
         ref = reference(labels[task], task)
-        lines.append(f"| trivial reference (always '{ref['majority_class']}'; class prior) | {100 * ref['primary']:.1f} | "
-                     f"{100 * ref['accuracy']:.1f} | {ref['nll']:.4f} | {ref['ece']:.4f} | {ref['brier']:.4f} | | | |")  # fmt: skip
+        lines.append(
+            f"| trivial reference (always '{ref['majority_class']}'; class prior) | {100 * ref['primary']:.1f} | "
+            f"{100 * ref['accuracy']:.1f} | {ref['nll']:.4f} | {ref['ece']:.4f} | {ref['brier']:.4f} | | | |"
+        )
     for family, arm in complete.items():
         figures = [run_metrics(runs[task][arm][s], labels.get(task), task) for s in seeds]
 
@@ -187,11 +230,16 @@ def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
             return f"{scale * statistics.fmean(values):.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}"
 
         epochs = ",".join(str(f["epoch"]) for f in figures)
-        lines.append(f"| {family}: {arm} | {cell('primary')} | {cell('accuracy')} | {cell('nll')} | {cell('ece')} | "
-                     f"{cell('brier')} | {cell('ts_ece')} | {cell('ts_nll')} | {epochs} |")  # fmt: skip
+        lines.append(
+            f"| {family}: {arm} | {cell('primary')} | {cell('accuracy')} | {cell('nll')} | {cell('ece')} | "
+            f"{cell('brier')} | {cell('ts_ece')} | {cell('ts_nll')} | {epochs} |"
+        )
     pending = sorted(set(picks) - set(complete))
     if pending:
-        lines += ["", "Chosen but not yet at every final seed: " + ", ".join(f"{f} ({picks[f]})" for f in pending) + "."]
+        lines += [
+            "",
+            "Chosen but not yet at every final seed: " + ", ".join(f"{f} ({picks[f]})" for f in pending) + ".",
+        ]
     return lines
 
 
@@ -204,13 +252,17 @@ def tuning_table(runs: dict, task: str) -> list[str]:
         for arm in grid:
             record = runs.get(task, {}).get(arm, {}).get(plan.TUNING_SEED)
             if record is None:
-                status = "pending" if family == "baseline" or plan.regularised(task) else "not run (baseline did not learn)"
+                status = (
+                    "pending" if family == "baseline" or plan.regularised(task) else "not run (baseline did not learn)"
+                )
                 lines.append(f"| {family} | {arm} | {status} | | | |")
                 continue
             carved = record["epoch_scores"][record["kept_epoch"] - 1]["carved"]
             mark = "**yes**" if picks.get(family) == arm else ""
-            lines.append(f"| {family} | {arm} | {100 * carved[select]:.1f} | {carved['nll']:.4f} | "
-                         f"{record['kept_epoch']} | {mark} |")  # fmt: skip
+            lines.append(
+                f"| {family} | {arm} | {100 * carved[select]:.1f} | {carved['nll']:.4f} | "
+                f"{record['kept_epoch']} | {mark} |"
+            )
     return lines
 
 
@@ -255,8 +307,19 @@ def reliability_plot(runs: dict, labels: dict, task: str, path: str) -> str | No
         probs = np.concatenate([softmax(margins_to_logits(r["dev_margins"])) for r in records])
         truth = np.concatenate([np.array(labels[task]["dev"]) for _ in records])
         rows = reliability(probs, truth)
-        axis.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=f"{picks[family]} ({len(records)} seeds)")
-    axis.set(xlabel="confidence", ylabel="accuracy", title=f"{task.upper()} dev: reliability (15 bins)", xlim=(0.45, 1), ylim=(0, 1))
+        axis.plot(
+            [r["confidence"] for r in rows],
+            [r["accuracy"] for r in rows],
+            marker="o",
+            label=f"{picks[family]} ({len(records)} seeds)",
+        )
+    axis.set(
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"{task.upper()} dev: reliability (15 bins)",
+        xlim=(0.45, 1),
+        ylim=(0, 1),
+    )
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -267,21 +330,36 @@ def reliability_plot(runs: dict, labels: dict, task: str, path: str) -> str | No
 def report(records: str, output: str) -> str:
     runs, labels = load(records)
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    lines = ["# Tuned-baseline study: report", "",
-             "Generated by `python -m recipes.evidence.study_tuned_report` from the records in `runs/`. Dev figures are "
-             "at each run's kept epoch (best on the carved split). TS: temperature scaling fitted on the run's carved "
-             "split. Metrics: the task's GLUE metric and accuracy in points; NLL in nats; ECE with 15 equal-width bins; "
-             "Brier summed over the two classes.", ""]  # fmt: skip
+    lines = [
+        "# Tuned-baseline study: report",
+        "",
+        "Generated by `python -m recipes.evidence.study_tuned_report` from the records in `runs/`. Dev figures are "
+        "at each run's kept epoch (best on the carved split). TS: temperature scaling fitted on the run's carved "
+        "split. Metrics: the task's GLUE metric and accuracy in points; NLL in nats; ECE with 15 equal-width bins; "
+        "Brier summed over the two classes.",
+        "",
+    ]
     versions = sorted({r["code"]["commit"] for t in runs.values() for a in t.values() for r in a.values()})
     lines += [f"Code versions in these records: {', '.join(v[:12] for v in versions) or 'none yet'}.", ""]
     for task in [regime for regime in REGIMES if regime in runs]:
         size = plan.train_size(task)
-        lines += [f"## {task.upper()} ({'full training set' if size is None else f'{size} training rows per seed'})", ""]
+        lines += [
+            f"## {task.upper()} ({'full training set' if size is None else f'{size} training rows per seed'})",
+            "",
+        ]
         verdict = learned(runs, labels, task)
         if verdict:
             lines += [f"Tuned baseline: **{verdict}**.", ""]
-        lines += ["### Per arm (dev)", "", *arm_table(runs, labels, task), "", "### Tuning (carved split, seed 1)", "",
-                  *tuning_table(runs, task), ""]  # fmt: skip
+        lines += [
+            "### Per arm (dev)",
+            "",
+            *arm_table(runs, labels, task),
+            "",
+            "### Tuning (carved split, seed 1)",
+            "",
+            *tuning_table(runs, task),
+            "",
+        ]
         plot = reliability_plot(runs, labels, task, os.path.join(os.path.dirname(output), f"reliability-{task}.png"))
         if plot:
             lines += [f"![reliability {task}]({os.path.basename(plot)})", ""]
@@ -293,24 +371,38 @@ def report(records: str, output: str) -> str:
     if os.path.isfile(zero_shot):
         with open(zero_shot, encoding="utf-8") as handle:
             shot = json.load(handle)["dev"]
-        lines += ["## STS-B (sentence embeddings, CoSENT, dev Spearman)", "",
-                  f"Zero-shot checkpoint (the trivial reference): Spearman {100 * shot['spearman']:.1f}, Pearson "
-                  f"{100 * shot['pearson']:.1f}.", ""]  # fmt: skip
+        lines += [
+            "## STS-B (sentence embeddings, CoSENT, dev Spearman)",
+            "",
+            f"Zero-shot checkpoint (the trivial reference): Spearman {100 * shot['spearman']:.1f}, Pearson "
+            f"{100 * shot['pearson']:.1f}.",
+            "",
+        ]
         if stsb:
-            lines += [f"Tuned baseline {stsb['right_arm']}: {100 * stsb['base_mean']:.2f}; chosen SSE {stsb['left_arm']}: "
-                      f"{100 * stsb['sse_mean']:.2f} (seeds {stsb['seeds'][0]}-{stsb['seeds'][-1]}).", ""]  # fmt: skip
+            lines += [
+                f"Tuned baseline {stsb['right_arm']}: {100 * stsb['base_mean']:.2f}; chosen SSE {stsb['left_arm']}: "
+                f"{100 * stsb['sse_mean']:.2f} (seeds {stsb['seeds'][0]}-{stsb['seeds'][-1]}).",
+                "",
+            ]
         else:
             lines += ["The fine-tunes are not complete yet (`python -m recipes.evidence.study_stsb run`).", ""]
     rows = comparisons(runs, labels, [stsb] if stsb else [])
-    lines += ["## Paired comparisons (dev)", "",
-              f"{len(rows)} comparisons; Holm adjusts across all of them. A difference is left minus right; 'ahead' counts "
-              "seeds where left is better (higher score, lower NLL / ECE / Brier).", "",
-              "| task | left | right | metric | mean diff | 95% CI | ahead | p | Holm p |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "## Paired comparisons (dev)",
+        "",
+        f"{len(rows)} comparisons; Holm adjusts across all of them. A difference is left minus right; 'ahead' counts "
+        "seeds where left is better (higher score, lower NLL / ECE / Brier).",
+        "",
+        "| task | left | right | metric | mean diff | 95% CI | ahead | p | Holm p |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         scale, digits = scale_of("primary" if row["metric"] == "spearman" else row["metric"])
-        lines.append(f"| {row['task']} | {row['left_arm']} | {row['right_arm']} | {row['metric']} | "
-                     f"{scale * row['mean']:+.{digits}f} | [{scale * row['low']:+.{digits}f}, {scale * row['high']:+.{digits}f}] | "
-                     f"{row['ahead']}/{len(row['seeds'])} | {fmt(row['p'])} | {fmt(row['p_holm'])} |")  # fmt: skip
+        lines.append(
+            f"| {row['task']} | {row['left_arm']} | {row['right_arm']} | {row['metric']} | "
+            f"{scale * row['mean']:+.{digits}f} | [{scale * row['low']:+.{digits}f}, {scale * row['high']:+.{digits}f}] | "
+            f"{row['ahead']}/{len(row['seeds'])} | {fmt(row['p'])} | {fmt(row['p_holm'])} |"
+        )
     with open(output, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,8 +11,10 @@ import torch
 from recipes.evidence import tuned_plan as plan
 from recipes.evidence.checkpoint import checkpoint_dir
 
-RUNS_PER_TASK = len(plan.BASELINE_ARMS) + (len(plan.FINAL_SEEDS) - 1) + sum(
-    len(grid) + len(plan.FINAL_SEEDS) - 1 for grid in plan.FAMILIES.values()
+RUNS_PER_TASK = (
+    len(plan.BASELINE_ARMS)
+    + (len(plan.FINAL_SEEDS) - 1)
+    + sum(len(grid) + len(plan.FINAL_SEEDS) - 1 for grid in plan.FAMILIES.values())
 )
 
 
@@ -28,8 +30,10 @@ def measure(glue_dir: str, steps: int) -> dict[str, dict[str, float]]:
     collator = DataCollatorWithPadding(tokenizer)
     figures = {}
     print(f"threads: {torch.get_num_threads()}, batch {plan.BATCH_SIZE}, {steps} timed steps after 2 warm-up")
-    print("| task | pool rows | max length | truncated | mean tokens | s/step | train ex/s | eval ms/ex "
-          "| est. s per run | full pool s per run |")
+    print(
+        "| task | pool rows | max length | truncated | mean tokens | s/step | train ex/s | eval ms/ex "
+        "| est. s per run | full pool s per run |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for task in plan.TASKS:
         pool, carved, dev, names = read_task(glue_dir, task)
@@ -66,15 +70,24 @@ def measure(glue_dir: str, steps: int) -> dict[str, dict[str, float]]:
             return plan.EPOCHS * (np.ceil(train_rows / plan.BATCH_SIZE) * step_seconds + evaluated * eval_per_example)
 
         figures[task] = {
-            "pool": len(pool[1]), "max_length": length, "truncated": truncated, "mean_tokens": mean_tokens,
-            "step_seconds": step_seconds, "eval_seconds_per_example": eval_per_example,
-            "run_seconds": run_seconds(size), "full_pool_run_seconds": run_seconds(len(pool[1])),
-        }  # fmt: skip
+            "pool": len(pool[1]),
+            "max_length": length,
+            "truncated": truncated,
+            "mean_tokens": mean_tokens,
+            "step_seconds": step_seconds,
+            "eval_seconds_per_example": eval_per_example,
+            "run_seconds": run_seconds(size),
+            "full_pool_run_seconds": run_seconds(len(pool[1])),
+        }
         f = figures[task]
-        print(f"| {task} | {f['pool']} | {length} | {100 * truncated:.1f}% | {mean_tokens:.1f} | {step_seconds:.3f} "
-              f"| {plan.BATCH_SIZE / step_seconds:.1f} | {1000 * eval_per_example:.2f} | {f['run_seconds']:.0f} "
-              f"| {f['full_pool_run_seconds']:.0f} |")  # fmt: skip
+        print(
+            f"| {task} | {f['pool']} | {length} | {100 * truncated:.1f}% | {mean_tokens:.1f} | {step_seconds:.3f} "
+            f"| {plan.BATCH_SIZE / step_seconds:.1f} | {1000 * eval_per_example:.2f} | {f['run_seconds']:.0f} "
+            f"| {f['full_pool_run_seconds']:.0f} |"
+        )
     total = sum(f["run_seconds"] for f in figures.values()) * RUNS_PER_TASK
-    print(f"\nruns per task: {RUNS_PER_TASK}; classification study: {total / 3600:.1f} core-hours "
-          f"= {total / 7200:.1f} hours on 2 cores (train sizes {plan.TRAIN_SIZE})")
+    print(
+        f"\nruns per task: {RUNS_PER_TASK}; classification study: {total / 3600:.1f} core-hours "
+        f"= {total / 7200:.1f} hours on 2 cores (train sizes {plan.TRAIN_SIZE})"
+    )
     return figures

@@ -49,7 +49,9 @@ def check_delimited_file(path: str, option: str, delimiter: str) -> None:
                         f"({', '.join(header)}). Quote fields that contain {delimiter!r} and fill every column."
                     )
         except (UnicodeDecodeError, csv.Error) as error:
-            raise ValueError(f"{option} {path!r} could not be read ({error}). Save it as UTF-8 {delimiter!r}-separated text.") from error
+            raise ValueError(
+                f"{option} {path!r} could not be read ({error}). Save it as UTF-8 {delimiter!r}-separated text."
+            ) from error
     if not data_rows:
         raise ValueError(f"{option} {path!r} has a header ({', '.join(header)}) but no data rows. Add rows to it.")
 
@@ -88,7 +90,9 @@ def load_local_files(
             # Only an empty cell is missing: a text that reads "NaN", "NA" or "null" stays that text.
             kwargs.update(keep_default_na=False, na_values=[""])
         try:
-            loaded = datasets.load_dataset(BUILDERS[extension], data_files={split: path}, cache_dir=cache_dir, **kwargs)
+            loaded = datasets.load_dataset(
+                BUILDERS[extension], data_files={split: path}, cache_dir=cache_dir, **kwargs
+            )
         except Exception as error:  # noqa: BLE001  (datasets wraps the reader's error; name the file instead)
             cause = _root_cause(error)
             raise ValueError(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # The `evaluate` module (an `evaluate.Metric` script) that serves these metrics, one config per task.
 GLUE_LOCAL = Path(__file__).resolve().parents[1] / "metrics" / "glue_local"
 

@@ -97,7 +97,9 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[key]
 
 
-def _missing_columns_error(split: str, source: str, needed: Sequence[str], present: Sequence[str], hint: str) -> ValueError:
+def _missing_columns_error(
+    split: str, source: str, needed: Sequence[str], present: Sequence[str], hint: str
+) -> ValueError:
     return ValueError(
         f"The {split} data ({source}) lacks the column(s) {', '.join(map(repr, needed))}; it has "
         f"{', '.join(map(repr, present)) or 'no columns'}. {hint}"
@@ -252,7 +254,9 @@ def check_label_values(dataset: Dataset, label_column: str, split: str, source: 
     if structured:
         layout = (
             " It looks like one JSON object of columns: write one object per example instead (a .jsonl file, or a "
-            ".json list of objects)." if len(values) == 1 else ""
+            ".json list of objects)."
+            if len(values) == 1
+            else ""
         )
         raise ValueError(
             f"The {split} data ({source}) holds a {type(values[structured[0] - 1]).__name__} in label column "

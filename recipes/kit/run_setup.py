@@ -104,7 +104,13 @@ def require_existing_paths(**options: str | None) -> None:
     for option, value in options.items():
         if not value or os.path.exists(os.path.expanduser(value)):
             continue
-        looks_local = value.startswith(("/", ".", "~")) or value.endswith("/") or value.count("/") > 1 or os.sep != "/" and os.sep in value
+        looks_local = (
+            value.startswith(("/", ".", "~"))
+            or value.endswith("/")
+            or value.count("/") > 1
+            or os.sep != "/"
+            and os.sep in value
+        )
         if looks_local:
             raise FileNotFoundError(
                 f"--{option} {value!r}: no such file or directory. Check the path (relative paths start from "

@@ -63,10 +63,14 @@ def parse_grid(text: str) -> dict[str, list]:
         raise ValueError(f"--search_sse must be JSON text such as '{{\"p\": [0, 0.05, 0.1]}}' ({error}).") from error
     fields = config_field_types()
     if not isinstance(grid, dict) or not grid:
-        raise ValueError(f"--search_sse must map SSEConfig fields to lists of values, e.g. {{\"p\": [0, 0.1]}}; got {grid!r}.")
+        raise ValueError(
+            f'--search_sse must map SSEConfig fields to lists of values, e.g. {{"p": [0, 0.1]}}; got {grid!r}.'
+        )
     for name, values in grid.items():
         if name not in fields:
-            raise ValueError(f"--search_sse names {name!r}, which is no SSEConfig field. Choose from {sorted(fields)}.")
+            raise ValueError(
+                f"--search_sse names {name!r}, which is no SSEConfig field. Choose from {sorted(fields)}."
+            )
         if not isinstance(values, list) or not values:
             raise ValueError(f"--search_sse: {name!r} needs a non-empty list of candidate values, got {values!r}.")
         for value in values:
@@ -99,8 +103,14 @@ class _Scores(TrainerCallback):
             self.trials.append({**state.trial_params, self.metric: metrics[self.metric]})
 
 
-def search_sse(trainer_kwargs: dict[str, Any], search_args: SearchArguments, base: SSEConfig, tokenizer,
-               metric: str, output_dir: str) -> dict[str, Any]:  # fmt: skip
+def search_sse(
+    trainer_kwargs: dict[str, Any],
+    search_args: SearchArguments,
+    base: SSEConfig,
+    tokenizer,
+    metric: str,
+    output_dir: str,
+) -> dict[str, Any]:
     """Run the grid with `Trainer.hyperparameter_search` (maximising `metric` on the held-out part); print, write
     and return what each candidate scored and the chosen setting."""
     grid = {f"sse_{name}": values for name, values in search_args.grid.items()}
@@ -113,19 +123,28 @@ def search_sse(trainer_kwargs: dict[str, Any], search_args: SearchArguments, bas
 
         best = trainer.hyperparameter_search(
             hp_space=lambda trial: {name: trial.suggest_categorical(name, values) for name, values in grid.items()},
-            compute_objective=objective, n_trials=len(list(itertools.product(*grid.values()))), direction="maximize",
-            backend="optuna", sampler=optuna.samplers.GridSampler(grid, seed=trainer.args.seed),
-        )  # fmt: skip
+            compute_objective=objective,
+            n_trials=len(list(itertools.product(*grid.values()))),
+            direction="maximize",
+            backend="optuna",
+            sampler=optuna.samplers.GridSampler(grid, seed=trainer.args.seed),
+        )
         trials = scores.trials
     else:
         from ray import tune
 
         best = trainer.hyperparameter_search(
             hp_space=lambda _: {name: tune.grid_search(values) for name, values in grid.items()},
-            compute_objective=objective, n_trials=1, direction="maximize", backend="ray",
-            resources_per_trial={"cpu": 1}, storage_path=os.path.abspath(os.path.join(output_dir, "ray")),
-        )  # fmt: skip
-        trials = [{**{k: t.config[k] for k in grid}, metric: t.last_result["objective"]} for t in best.run_summary.trials]
+            compute_objective=objective,
+            n_trials=1,
+            direction="maximize",
+            backend="ray",
+            resources_per_trial={"cpu": 1},
+            storage_path=os.path.abspath(os.path.join(output_dir, "ray")),
+        )
+        trials = [
+            {**{k: t.config[k] for k in grid}, metric: t.last_result["objective"]} for t in best.run_summary.trials
+        ]
     chosen = best_sse_config(best, base)
     record = {
         "metric": metric,

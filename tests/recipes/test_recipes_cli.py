@@ -7,10 +7,9 @@ import runpy
 import sys
 
 import pytest
-from recipe_helpers import RECIPES
 
-from recipes import run_glue
-from recipes import run_mlm
+from recipe_helpers import RECIPES
+from recipes import run_glue, run_mlm
 
 
 def test_help_puts_the_sse_options_under_their_own_heading_first(capsys):
@@ -42,8 +41,11 @@ def _run_as_script(path, argv, monkeypatch) -> str:
     "script, argv, hint",
     [
         ("run_glue.py", ["--task_name", "rte"], "Use local files instead: --train_file train.csv --validation_file"),
-        ("run_mlm.py", ["--dataset_name", "wikitext", "--dataset_config_name", "wikitext-2-raw-v1"],
-         "Use local files instead: --train_file corpus.txt"),
+        (
+            "run_mlm.py",
+            ["--dataset_name", "wikitext", "--dataset_config_name", "wikitext-2-raw-v1"],
+            "Use local files instead: --train_file corpus.txt",
+        ),
     ],
     ids=["run_glue-task", "run_mlm-dataset"],
 )
@@ -57,7 +59,12 @@ def test_a_hub_name_offline_ends_in_one_line_with_the_hint(script, argv, hint, t
 
 def test_compare_collect_with_a_missing_folder_ends_in_one_line(tmp_path, monkeypatch):
     missing = tmp_path / "no-such-runs"
-    message = _run_as_script(RECIPES / "evidence" / "compare.py", ["collect", str(missing), "--output_dir",
-                             str(tmp_path / "report")], monkeypatch)  # fmt: skip
-    assert message == (f"error: {str(missing)!r} is not a directory. Pass run directories (a run's --output_dir, "
-                       "which holds all_results.json) or folders above them.")  # fmt: skip
+    message = _run_as_script(
+        RECIPES / "evidence" / "compare.py",
+        ["collect", str(missing), "--output_dir", str(tmp_path / "report")],
+        monkeypatch,
+    )
+    assert message == (
+        f"error: {str(missing)!r} is not a directory. Pass run directories (a run's --output_dir, "
+        "which holds all_results.json) or folders above them."
+    )

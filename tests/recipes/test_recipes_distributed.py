@@ -11,13 +11,19 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from recipe_helpers import RECIPES, corpus_texts
 
 CONFIGS = RECIPES / "accelerate_configs"
 EXPECTED_CONFIGS = {
-    "cpu.yaml": "NO", "single_gpu.yaml": "NO", "multi_gpu.yaml": "MULTI_GPU", "multi_node.yaml": "MULTI_GPU",
-    "fsdp.yaml": "FSDP", "deepspeed_zero2.yaml": "DEEPSPEED", "deepspeed_zero3.yaml": "DEEPSPEED",
-}  # fmt: skip
+    "cpu.yaml": "NO",
+    "single_gpu.yaml": "NO",
+    "multi_gpu.yaml": "MULTI_GPU",
+    "multi_node.yaml": "MULTI_GPU",
+    "fsdp.yaml": "FSDP",
+    "deepspeed_zero2.yaml": "DEEPSPEED",
+    "deepspeed_zero3.yaml": "DEEPSPEED",
+}
 
 
 def free_port() -> int:
@@ -26,7 +32,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two_cpu_processes(script: str, *arguments: str, config_file: str | None = None) -> subprocess.CompletedProcess:
+def launch_two_cpu_processes(
+    script: str, *arguments: str, config_file: str | None = None
+) -> subprocess.CompletedProcess:
     """`accelerate launch` with 2 processes on the CPU (gloo), whatever accelerators this machine has.
 
     `accelerate launch --cpu` starts one process unless MPI is configured; torchrun-style launching with
@@ -38,10 +46,24 @@ def launch_two_cpu_processes(script: str, *arguments: str, config_file: str | No
     else:
         how = ["--config_file", str(CONFIGS / config_file)]
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
-        "--main_process_port", str(free_port()), str(RECIPES / script), *arguments,
-    ]  # fmt: skip
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *how,
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        str(RECIPES / script),
+        *arguments,
+    ]
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     # this tree's sse_hf, not whichever one the interpreter has installed
     env["PYTHONPATH"] = os.pathsep.join([str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -73,12 +95,37 @@ def check_both_processes_swapped(output: str, results: dict, p: float) -> None:
 def test_run_glue_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "run"
     done = launch_two_cpu_processes(
-        "run_glue.py", "--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-        "--validation_file", sentiment_files["validation"], "--test_file", sentiment_files["test"],
-        "--do_train", "--do_eval", "--do_predict", "--max_steps", "4", "--per_device_train_batch_size", "8",
-        "--per_device_eval_batch_size", "5", "--max_seq_length", "32", "--save_strategy", "no",
-        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
-    )  # fmt: skip
+        "run_glue.py",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["validation"],
+        "--test_file",
+        sentiment_files["test"],
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "5",
+        "--max_seq_length",
+        "32",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(out),
+        "--sse_p",
+        "0.3",
+        "--dataloader_pin_memory",
+        "False",
+    )
     output = check_clean_end(done)
     results = json.loads((out / "all_results.json").read_text())
     check_both_processes_swapped(output, results, 0.3)
@@ -92,12 +139,33 @@ def test_run_glue_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files
 def test_run_glue_with_the_shipped_fsdp_config_on_two_cpu_processes(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "fsdp"
     done = launch_two_cpu_processes(
-        "run_glue.py", "--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-        "--validation_file", sentiment_files["validation"], "--do_train", "--do_eval", "--max_steps", "3",
-        "--per_device_train_batch_size", "8", "--max_seq_length", "32", "--save_strategy", "no",
-        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
+        "run_glue.py",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["validation"],
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_seq_length",
+        "32",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(out),
+        "--sse_p",
+        "0.3",
+        "--dataloader_pin_memory",
+        "False",
         config_file="fsdp.yaml",
-    )  # fmt: skip
+    )
     output = check_clean_end(done)
     results = json.loads((out / "all_results.json").read_text())
     check_both_processes_swapped(output, results, 0.3)
@@ -111,10 +179,30 @@ def test_run_mlm_on_two_cpu_processes(tmp_path, tiny_model_dir):
     corpus.write_text("\n".join(corpus_texts()[:200]) + "\n")
     out = tmp_path / "mlm"
     done = launch_two_cpu_processes(
-        "run_mlm.py", "--model_name_or_path", tiny_model_dir, "--train_file", str(corpus), "--do_train", "--do_eval",
-        "--max_steps", "3", "--per_device_train_batch_size", "4", "--max_seq_length", "32", "--save_strategy", "no",
-        "--report_to", "none", "--output_dir", str(out), "--sse_p", "0.3", "--dataloader_pin_memory", "False",
-    )  # fmt: skip
+        "run_mlm.py",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        str(corpus),
+        "--do_train",
+        "--do_eval",
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_seq_length",
+        "32",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--output_dir",
+        str(out),
+        "--sse_p",
+        "0.3",
+        "--dataloader_pin_memory",
+        "False",
+    )
     output = check_clean_end(done)
     results = json.loads((out / "all_results.json").read_text())
     check_both_processes_swapped(output, results, 0.3)

@@ -4,18 +4,27 @@ import json
 
 import pytest
 
-from recipes.evidence import bench_cost
-from recipes.evidence import bench_graph
-from recipes.evidence import bench_recipe
+from recipes.evidence import bench_cost, bench_graph, bench_recipe
 from recipes.evidence.bench_swap import BERT_RESERVED, random_graph, swap_throughput
 
 
 def test_benchmark_smoke_run_reports_every_arm(tmp_path):
     out = tmp_path / "bench.json"
     results = bench_cost.main(
-        ["--tiny", "--pairs", "1", "--batch_size", "2", "--seq_length", "16", "--json", str(out),
-         "--markdown", str(tmp_path / "bench.md")]
-    )  # fmt: skip
+        [
+            "--tiny",
+            "--pairs",
+            "1",
+            "--batch_size",
+            "2",
+            "--seq_length",
+            "16",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "bench.md"),
+        ]
+    )
     assert set(results["step_overhead"]) == set(bench_cost.ARM_LABELS.values())
     assert all(row["ratio_median"] > 0 and row["pairs"] == 1 for row in results["step_overhead"].values())
     assert set(results["swap_mtokens_per_s_one_thread"]) == {"32x128", "8x512"}
@@ -39,8 +48,9 @@ def test_compiled_overhead_runs_both_models_compiled():
 
 
 def test_throughput_ab_reports_a_ratio(capsys):
-    result = bench_recipe.main(["--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16",
-                                "--batch_size", "4"])  # fmt: skip
+    result = bench_recipe.main(
+        ["--pairs", "1", "--max_steps", "2", "--hidden_size", "32", "--seq_length", "16", "--batch_size", "4"]
+    )
     assert result["ratio_of_medians"] > 0 and result["median_off"] > 0 and result["median_on"] > 0
     assert 0 < result["estimated_ratio"] <= 1 and result["step_ms"] > 0
     assert "ratio on/off" in capsys.readouterr().out
@@ -77,8 +87,9 @@ def test_the_median_interval_is_the_binomial_order_statistics_and_every_pair_is_
     assert median_interval([float(v) for v in range(1, 21)]) == (6.0, 15.0)
     assert median_interval([3.0, 1.0, 2.0, 5.0, 4.0, 6.0]) == (1.0, 6.0)  # n = 6: only the extremes reach 95%
     assert all(math.isnan(v) for v in median_interval([1.0, 2.0, 3.0]))
-    results = bench_cost.main(["--tiny", "--pairs", "6", "--batch_size", "2", "--seq_length", "8",
-                               "--skip_throughput"])  # fmt: skip
+    results = bench_cost.main(
+        ["--tiny", "--pairs", "6", "--batch_size", "2", "--seq_length", "8", "--skip_throughput"]
+    )
     row = results["step_overhead"]["SSE-SE p=0.1"]
     assert len(row["ratios"]) == 6  # every pair's ratio is kept (5 decimals)
     assert row["ratio_median_ci95"] == pytest.approx([min(row["ratios"]), max(row["ratios"])], abs=1e-5)

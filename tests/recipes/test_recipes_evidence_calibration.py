@@ -37,7 +37,9 @@ def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
     labels = np.array([rng.choice(2, p=row) for row in calibration.softmax(logits, 2.5)])
     temperature = calibration.fit_temperature(logits, labels)
     assert temperature == pytest.approx(2.5, rel=0.1)
-    assert calibration.nll(calibration.softmax(logits, temperature), labels) < calibration.nll(calibration.softmax(logits), labels)
+    assert calibration.nll(calibration.softmax(logits, temperature), labels) < calibration.nll(
+        calibration.softmax(logits), labels
+    )
 
 
 def test_paired_p_is_the_paired_t_test_and_holm_adjusts_step_down():

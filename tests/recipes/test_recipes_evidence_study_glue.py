@@ -6,8 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recipes.evidence import study_glue
-from recipes.evidence import study_glue_report
+from recipes.evidence import study_glue, study_glue_report
 
 
 def _glue_dir(tmp_path):
@@ -16,8 +15,11 @@ def _glue_dir(tmp_path):
     directory.mkdir()
     for task in study_glue.TASKS:
         label = [f"{i / 10:.1f}" for i in range(600)] if task == "stsb" else [i % 2 for i in range(600)]
-        columns = {"sentence": [f"s {i}" for i in range(600)]} if task == "cola" else {
-            "sentence1": [f"a {i}" for i in range(600)], "sentence2": [f"b {i}" for i in range(600)]}
+        columns = (
+            {"sentence": [f"s {i}" for i in range(600)]}
+            if task == "cola"
+            else {"sentence1": [f"a {i}" for i in range(600)], "sentence2": [f"b {i}" for i in range(600)]}
+        )
         pd.DataFrame({**columns, "label": label}).to_csv(directory / f"{task}_train.csv", index=False)
         pd.DataFrame({**columns, "label": label}).head(40).to_csv(directory / f"{task}_validation.csv", index=False)
     return directory
@@ -80,7 +82,9 @@ def test_fit_table_reads_each_runs_loss_curve(tmp_path):
     for seed, final in ((1, 0.2), (2, 0.4)):
         _record(records, "cola", "baseline", seed, 0.5, 0.6)
         history = [{"step": 4, "loss": 0.7}, {"step": 8, "loss": final}, {"step": 8, "train_loss": 0.5}]
-        (records / "cola" / "baseline" / f"seed-{seed}" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+        (records / "cola" / "baseline" / f"seed-{seed}" / "trainer_state.json").write_text(
+            json.dumps({"log_history": history})
+        )
     assert "| cola | baseline | 2 | 0.700 | 0.300 | 0.000 |" in study_glue_report.fit_table(str(records))
 
 
@@ -89,6 +93,12 @@ def test_adaptive_rates_divide_by_the_tokens_the_constant_arm_saw_at_the_same_se
     for arm, swapped, eligible, logged in (("sse-se-p0.2-adaptive", 30, 250, 0.12), ("sse-se-p0.2", 200, 1000, 0.2)):
         target = records / "rte" / arm / "seed-1"
         target.mkdir(parents=True)
-        results = {"arm": arm, "seed": 1, "sse_tokens_swapped": swapped, "sse_tokens_eligible": eligible, "sse_swap_rate": logged}
+        results = {
+            "arm": arm,
+            "seed": 1,
+            "sse_tokens_swapped": swapped,
+            "sse_tokens_eligible": eligible,
+            "sse_swap_rate": logged,
+        }
         (target / "all_results.json").write_text(json.dumps(results))
     assert "| rte | 1 | 0.1200 | 0.0300 |" in study_glue_report.adaptive_rates(str(records))

@@ -1,7 +1,6 @@
 """The study drivers' bookkeeping: the fixed split, the dev-only choice of the combined arm, paired tables."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,12 @@ def test_split_is_fixed_disjoint_and_sized(tmp_path):
     imdb_split.split(str(data), str(tmp_path / "a"))
     imdb_split.split(str(data), str(tmp_path / "b"))
     parts = {name: pd.read_csv(tmp_path / "a" / f"{name}.csv") for name in ("test", "dev", "train-1000", "train-250")}
-    assert {name: len(part) for name, part in parts.items()} == {"test": 800, "dev": 200, "train-1000": 1000, "train-250": 250}
+    assert {name: len(part) for name, part in parts.items()} == {
+        "test": 800,
+        "dev": 200,
+        "train-1000": 1000,
+        "train-250": 250,
+    }
     texts = {name: set(part["text"]) for name, part in parts.items()}
     assert not texts["test"] & texts["dev"] and not texts["test"] & texts["train-1000"]
     assert texts["train-250"] <= texts["train-1000"] and not texts["dev"] & texts["train-1000"]
@@ -39,23 +43,35 @@ def _record(records, arm, seed, dev, test, dev_loss=None):
     [
         # test accuracy favours p0.2 and NEFTune; dev favours p0.05 and label SSE: dev must decide
         (
-            {"baseline": (0.70, 0.70), "sse-se-p0.05": (0.75, 0.60), "sse-se-p0.2": (0.65, 0.90),
-             "label-sse-0.1": (0.74, 0.60), "neftune-5": (0.60, 0.95)},
+            {
+                "baseline": (0.70, 0.70),
+                "sse-se-p0.05": (0.75, 0.60),
+                "sse-se-p0.2": (0.65, 0.90),
+                "label-sse-0.1": (0.74, 0.60),
+                "neftune-5": (0.60, 0.95),
+            },
             "combined-sse-se-p0.05+label-sse-0.1",
             ["--sse_p", "0.05", "--sse_label_p", "0.1"],
         ),
         # SSE-Graph is the best input SSE and the best arm overall on dev; it replaces SSE-SE, so it cannot be
         # the "other" regulariser: the combination is SSE-Graph + the best of label SSE and NEFTune
         (
-            {"baseline": (0.70, 0.70), "sse-se-p0.1": (0.75, 0.75), "sse-graph-p0.1": (0.80, 0.80),
-             "label-sse-0.1": (0.60, 0.60), "neftune-5": (0.72, 0.72)},
+            {
+                "baseline": (0.70, 0.70),
+                "sse-se-p0.1": (0.75, 0.75),
+                "sse-graph-p0.1": (0.80, 0.80),
+                "label-sse-0.1": (0.60, 0.60),
+                "neftune-5": (0.72, 0.72),
+            },
             "combined-sse-graph-p0.1+neftune-5",
             ["--sse_p", "0.1", "--sse_graph", "GRAPH", "--neftune_noise_alpha", "5"],
         ),
     ],
     ids=["dev-decides-not-test", "sse-graph-stacks-with-neftune"],
-)  # fmt: skip
-def test_combined_arm_is_chosen_on_dev_and_stacks_only_what_stacks(tmp_path, dev_and_test, expected_name, expected_args):
+)
+def test_combined_arm_is_chosen_on_dev_and_stacks_only_what_stacks(
+    tmp_path, dev_and_test, expected_name, expected_args
+):
     for seed in (1, 2):
         for arm, (dev, test) in dev_and_test.items():
             _record(tmp_path, arm, seed, dev, test)
@@ -132,12 +148,17 @@ def test_records_carry_no_machine_paths(tmp_path):
         "eval_accuracy": 0.5,
     }
     assert records.portable(results) == {
-        "model_name_or_path": "all-MiniLM-L6-v2", "sse_graph": "outputs/study/knn.safetensors",
-        "other": "file.txt", "task": "local", "eval_accuracy": 0.5,
-    }  # fmt: skip
+        "model_name_or_path": "all-MiniLM-L6-v2",
+        "sse_graph": "outputs/study/knn.safetensors",
+        "other": "file.txt",
+        "task": "local",
+        "eval_accuracy": 0.5,
+    }
     run_dir = tmp_path / "state"
     run_dir.mkdir()
     (run_dir / "trainer_state.json").write_text(json.dumps({"log_history": [], "best_model_checkpoint": "/x/y"}))
     records.save_record(str(tmp_path / "record"), results, str(run_dir))
-    written = (tmp_path / "record" / "all_results.json").read_text() + (tmp_path / "record" / "trainer_state.json").read_text()
+    written = (tmp_path / "record" / "all_results.json").read_text() + (
+        tmp_path / "record" / "trainer_state.json"
+    ).read_text()
     assert "/opt/" not in written and "/somewhere/" not in written and "/x/y" not in written

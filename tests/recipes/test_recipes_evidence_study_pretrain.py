@@ -17,9 +17,11 @@ def _write_run(folder, results, history):
 
 def test_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
     for arm, seed, perplexity, final_loss, accuracy in [
-        ("baseline", 1, 600.0, 6.30, 0.60), ("baseline", 2, 620.0, 6.40, 0.62),
-        ("sse-se-p0.1", 1, 590.0, 6.50, 0.61), ("sse-se-p0.1", 2, 610.0, 6.60, 0.63),
-    ]:  # fmt: skip
+        ("baseline", 1, 600.0, 6.30, 0.60),
+        ("baseline", 2, 620.0, 6.40, 0.62),
+        ("sse-se-p0.1", 1, 590.0, 6.50, 0.61),
+        ("sse-se-p0.1", 2, 610.0, 6.60, 0.63),
+    ]:
         _write_run(
             tmp_path / "runs" / arm / f"seed-{seed}",
             {"arm": arm, "seed": seed, "perplexity": perplexity, "mlm_eval_loss": 6.4, "test_accuracy": accuracy},
@@ -34,8 +36,10 @@ def test_report_shows_the_train_heldout_gap_and_each_seed(tmp_path):
 
 def test_report_pairs_the_design_sse_arm_by_seed_with_a_confidence_interval(tmp_path):
     values = {  # seed -> (baseline perplexity, SSE perplexity, baseline accuracy, SSE accuracy)
-        1: (20.0, 18.0, 0.80, 0.81), 2: (22.0, 21.0, 0.79, 0.78), 3: (21.0, 18.0, 0.82, 0.84),
-    }  # fmt: skip
+        1: (20.0, 18.0, 0.80, 0.81),
+        2: (22.0, 21.0, 0.79, 0.78),
+        3: (21.0, 18.0, 0.82, 0.84),
+    }
     for seed, (base_ppl, sse_ppl, base_acc, sse_acc) in values.items():
         for arm, ppl, acc in (("baseline", base_ppl, base_acc), ("sse-se-p0.05", sse_ppl, sse_acc)):
             _write_run(
@@ -48,7 +52,9 @@ def test_report_pairs_the_design_sse_arm_by_seed_with_a_confidence_interval(tmp_
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert float(cells[1]) == pytest.approx(-2.0)  # diffs -2, -1, -3
     low, high = (float(x) for x in cells[2].strip("[]").split(","))
-    assert low == pytest.approx(-2.0 - 4.303 * 1.0 / 3**0.5, abs=1e-2) and high == pytest.approx(-2.0 + 2.484, abs=1e-2)
+    assert low == pytest.approx(-2.0 - 4.303 * 1.0 / 3**0.5, abs=1e-2) and high == pytest.approx(
+        -2.0 + 2.484, abs=1e-2
+    )
     assert cells[3] == "3 of 3"
     accuracy = next(line for line in table.splitlines() if line.startswith("| sentiment test accuracy"))
     assert [cell.strip() for cell in accuracy.strip("|").split("|")][3] == "2 of 3"  # +1, -1, +2 points
@@ -92,12 +98,14 @@ def test_pilot_refuses_the_scratch_design(tmp_path):
 
 def test_pilot_table_gives_each_epochs_mean_training_loss_beside_its_heldout_loss(tmp_path):
     history = [
-        {"epoch": 0.5, "loss": 4.0, "step": 5}, {"epoch": 1.0, "loss": 3.0, "step": 10},
+        {"epoch": 0.5, "loss": 4.0, "step": 5},
+        {"epoch": 1.0, "loss": 3.0, "step": 10},
         {"epoch": 1.0, "eval_loss": 3.25, "step": 10},
-        {"epoch": 1.5, "loss": 2.0, "step": 15}, {"epoch": 2.0, "loss": 1.0, "step": 20},
+        {"epoch": 1.5, "loss": 2.0, "step": 15},
+        {"epoch": 2.0, "loss": 1.0, "step": 20},
         {"epoch": 2.0, "eval_loss": 3.5, "step": 20},
         {"epoch": 2.0, "train_loss": 2.5, "step": 20},
-    ]  # fmt: skip
+    ]
     _write_run(tmp_path / "pilot", {"arm": "baseline", "seed": 0, "eval_loss": 3.5}, history)
     table = study_pretrain.pilot_table(str(tmp_path / "pilot"))
     assert "| 1 | 3.500 | 3.250 |" in table and "| 2 | 1.500 | 3.500 |" in table
@@ -106,7 +114,9 @@ def test_pilot_table_gives_each_epochs_mean_training_loss_beside_its_heldout_los
 
 def test_report_compares_each_arm_with_the_fine_tune_that_had_no_pretraining(tmp_path):
     for seed, direct in ((1, 0.80), (2, 0.81), (4, 0.90)):  # seed 4 has no pre-trained counterpart
-        _write_run(tmp_path / "direct" / f"seed-{seed}", {"arm": "baseline", "seed": seed, "test_accuracy": direct}, [])
+        _write_run(
+            tmp_path / "direct" / f"seed-{seed}", {"arm": "baseline", "seed": seed, "test_accuracy": direct}, []
+        )
     for seed, base, sse in ((1, 0.82, 0.83), (2, 0.80, 0.82)):
         for arm, accuracy in (("baseline", base), ("sse-se-p0.05", sse)):
             _write_run(

@@ -7,10 +7,9 @@ import os
 import pandas as pd
 import pytest
 
+from recipe_helpers import sentiment_rows
 from recipes.evidence import job_queue, study_tuned, study_tuned_report, tuned_plan
 from recipes.evidence.tuned_scores import carved_choice, select_epoch
-
-from recipe_helpers import sentiment_rows
 
 
 def _glue_dir(tmp_path, rows=480):
@@ -19,7 +18,11 @@ def _glue_dir(tmp_path, rows=480):
     directory.mkdir()
     texts = [row["sentence"] for row in sentiment_rows(rows)]
     for task, columns in tuned_plan.TEXT_COLUMNS.items():
-        label = ["entailment" if i % 3 else "not_entailment" for i in range(rows)] if task == "rte" else [i % 3 > 0 for i in range(rows)]
+        label = (
+            ["entailment" if i % 3 else "not_entailment" for i in range(rows)]
+            if task == "rte"
+            else [i % 3 > 0 for i in range(rows)]
+        )
         frame = pd.DataFrame({**{c: [f"{t} {c} {i}" for i, t in enumerate(texts)] for c in columns}, "label": label})
         if task != "rte":
             frame["label"] = frame["label"].astype(int)
@@ -47,7 +50,7 @@ def test_carved_split_is_disjoint_reproducible_and_each_seed_draws_its_own_subse
 
 def _fake(records, task, arm, seed, carved_score, nll=0.5):
     """A record with only what the choices read: the carved scores of its epochs and the kept epoch."""
-    carved = {metric: carved_score for metric in ("accuracy", "acc_and_f1", "matthews_correlation")}
+    carved = dict.fromkeys(("accuracy", "acc_and_f1", "matthews_correlation"), carved_score)
     scores = [{"carved": {**carved, "nll": nll}, "dev": {}}]
     path = study_tuned.record_path(str(records), task, arm, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -59,13 +62,19 @@ def test_jobs_tune_the_learning_rate_first_then_wait_then_use_the_chosen_rate(tm
     records = tmp_path / "records"
     first = list(study_tuned.jobs(str(records)))
     lr_jobs = [job for job in first if job is not None]
-    assert lr_jobs == [(t, a, 1, tuned_plan.BASELINE_ARMS[a]["learning_rate"]) for t in tuned_plan.TASKS for a in tuned_plan.BASELINE_ARMS]
+    assert lr_jobs == [
+        (t, a, 1, tuned_plan.BASELINE_ARMS[a]["learning_rate"])
+        for t in tuned_plan.TASKS
+        for a in tuned_plan.BASELINE_ARMS
+    ]
     assert None in first  # everything else waits on the learning-rate choice
     for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.6, 0.7, 0.65)):
         _fake(records, "mrpc", arm, 1, score)
     ready = [job for job in study_tuned.jobs(str(records)) if job is not None and job[0] == "mrpc"]
     assert ready[3:8] == [("mrpc", "baseline-lr5e-05", seed, 5e-5) for seed in tuned_plan.FINAL_SEEDS]
-    assert ("mrpc", "sse-se-p0.05", 1, 5e-5) in ready and not any(job[1].startswith("sse-se") and job[2] > 1 for job in ready)
+    assert ("mrpc", "sse-se-p0.05", 1, 5e-5) in ready and not any(
+        job[1].startswith("sse-se") and job[2] > 1 for job in ready
+    )
 
 
 def test_regulariser_grids_run_only_on_tasks_whose_baseline_can_support_a_claim(tmp_path):
@@ -81,10 +90,16 @@ def test_regulariser_grids_run_only_on_tasks_whose_baseline_can_support_a_claim(
 
 
 def test_the_epoch_and_the_setting_are_chosen_on_the_carved_split_with_nll_breaking_ties():
-    scores = [{"carved": {"accuracy": 0.7, "nll": 0.6}}, {"carved": {"accuracy": 0.7, "nll": 0.5}}, {"carved": {"accuracy": 0.6, "nll": 0.1}}]
+    scores = [
+        {"carved": {"accuracy": 0.7, "nll": 0.6}},
+        {"carved": {"accuracy": 0.7, "nll": 0.5}},
+        {"carved": {"accuracy": 0.6, "nll": 0.1}},
+    ]
     assert select_epoch(scores, "rte") == 1
-    records = {arm: {"kept_epoch": 1, "epoch_scores": [{"carved": {"matthews_correlation": s, "nll": n}}]}
-               for arm, s, n in (("a", 0.3, 0.5), ("b", 0.4, 0.6), ("c", 0.4, 0.4))}  # fmt: skip
+    records = {
+        arm: {"kept_epoch": 1, "epoch_scores": [{"carved": {"matthews_correlation": s, "nll": n}}]}
+        for arm, s, n in (("a", 0.3, 0.5), ("b", 0.4, 0.6), ("c", 0.4, 0.4))
+    }
     assert carved_choice(records, "cola") == "c"
 
 
@@ -96,7 +111,9 @@ def test_a_claim_of_a_dead_worker_is_taken_over(tmp_path):
     assert job_queue.claim(str(tmp_path), job) is True
 
 
-def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm(tmp_path, tiny_model_dir, monkeypatch):  # noqa: F811
+def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm(
+    tmp_path, tiny_model_dir, monkeypatch
+):  # noqa: F811
     glue = _glue_dir(tmp_path, rows=432)
     monkeypatch.setattr(tuned_plan, "EPOCHS", 2)
     monkeypatch.setattr(tuned_plan, "FINAL_SEEDS", (1, 2))
@@ -123,12 +140,13 @@ def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm
 
 def test_stsb_study_tunes_then_runs_seeds_in_sentence_transformer_trainer(tmp_path, monkeypatch):
     pytest.importorskip("sentence_transformers")
+    from recipes.evidence import study_stsb
     from tiny_models import tiny_sentence_transformer
 
-    from recipes.evidence import study_stsb
-
     texts = [row["sentence"] for row in sentiment_rows(440)]
-    frame = pd.DataFrame({"sentence1": texts, "sentence2": texts[1:] + texts[:1], "label": [f"{i % 51 / 10:.3f}" for i in range(440)]})
+    frame = pd.DataFrame(
+        {"sentence1": texts, "sentence2": texts[1:] + texts[:1], "label": [f"{i % 51 / 10:.3f}" for i in range(440)]}
+    )
     glue = tmp_path / "glue"
     glue.mkdir()
     frame.to_csv(glue / "stsb_train.csv", index=False)
@@ -139,9 +157,14 @@ def test_stsb_study_tunes_then_runs_seeds_in_sentence_transformer_trainer(tmp_pa
     monkeypatch.setattr(study_stsb, "FINAL_SEEDS", (1, 2))
     monkeypatch.setattr(study_stsb, "SSE_ARMS", {"sse-se-p0.3": 0.3})
     records, study = str(tmp_path / "records"), str(tmp_path / "study")
-    assert [job for job in study_stsb.jobs(records)][-1] is None  # the rest waits on the learning rate
-    job_queue.work(lambda: study_stsb.jobs(records), lambda job: os.path.isfile(study_stsb.record_path(records, job[1], job[2])),
-                   lambda job: study_stsb.run_job(str(glue), records, study, job, model_dir), study, 0)  # fmt: skip
+    assert list(study_stsb.jobs(records))[-1] is None  # the rest waits on the learning rate
+    job_queue.work(
+        lambda: study_stsb.jobs(records),
+        lambda job: os.path.isfile(study_stsb.record_path(records, job[1], job[2])),
+        lambda job: study_stsb.run_job(str(glue), records, study, job, model_dir),
+        study,
+        0,
+    )
     runs = study_stsb.load_records(records)
     base = study_stsb.choose(runs, list(study_stsb.BASELINE_ARMS))
     assert set(runs) == {*study_stsb.BASELINE_ARMS, "sse-se-p0.3"} and set(runs[base]) == {1, 2}
@@ -150,7 +173,6 @@ def test_stsb_study_tunes_then_runs_seeds_in_sentence_transformer_trainer(tmp_pa
     assert -1 <= sse["epoch_scores"][0]["dev"]["spearman"] <= 1
     row = study_stsb.comparison(records)
     assert row["left_arm"] == "sse-se-p0.3" and row["right_arm"] == base and 0 <= row["ahead"] <= 2
-
 
 
 def test_the_learning_curve_is_regimes_of_one_task_each_tuned_with_only_sse_se(tmp_path):

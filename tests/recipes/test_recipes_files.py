@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from recipe_helpers import corpus_texts, fast_args, sentiment_rows, write_csv, write_jsonl
 
-from recipes import run_glue
-from recipes import run_mlm
+from recipe_helpers import corpus_texts, fast_args, sentiment_rows, write_csv, write_jsonl
+from recipes import run_glue, run_mlm
 from recipes.kit.data_sources import load_local_files
 
 ALLOWED = ("csv", "tsv", "json", "jsonl", "txt")
@@ -37,14 +36,25 @@ def test_a_malformed_local_file_is_a_clear_error_naming_it(tmp_path, name):
 
 
 def test_text_that_reads_like_a_missing_value_is_kept_as_text(tmp_path):
-    path = write_csv(tmp_path / "train.csv", [{"sentence": text, "label": "pos"} for text in ("NaN", "NA", "null", "None")])
+    path = write_csv(
+        tmp_path / "train.csv", [{"sentence": text, "label": "pos"} for text in ("NaN", "NA", "null", "None")]
+    )
     loaded = load_local_files({"train": (path, "--train_file")}, ALLOWED)["train"]
     assert loaded["sentence"] == ["NaN", "NA", "null", "None"]
 
 
 def _glue(tmp_path, tiny_model_dir, train, *extra):
-    return run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--do_train", *extra,
-                          *fast_args(tmp_path / "out", steps=1)])  # fmt: skip
+    return run_glue.main(
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            train,
+            "--do_train",
+            *extra,
+            *fast_args(tmp_path / "out", steps=1),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -75,10 +85,31 @@ def test_line_by_line_skips_blank_lines_and_a_split_of_only_blank_lines_is_an_er
     train = tmp_path / "train.txt"
     train.write_text("\n\n".join(texts) + "\n   \n")
     validation = write_csv(tmp_path / "validation.csv", [{"text": ""}, {"text": "  "}])
-    with pytest.raises(ValueError, match=r"--line_by_line: --validation_file '.*validation.csv' has no non-blank lines"):
-        run_mlm.main(["--model_name_or_path", tiny_model_dir, "--train_file", str(train), "--validation_file",
-                      validation, "--line_by_line", *fast_args(tmp_path / "bad", steps=1)])  # fmt: skip
-    results = run_mlm.main(["--model_name_or_path", tiny_model_dir, "--train_file", str(train),
-                            "--validation_split_percentage", "10", "--line_by_line",
-                            *fast_args(tmp_path / "ok", steps=1)])  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"--line_by_line: --validation_file '.*validation.csv' has no non-blank lines"
+    ):
+        run_mlm.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                str(train),
+                "--validation_file",
+                validation,
+                "--line_by_line",
+                *fast_args(tmp_path / "bad", steps=1),
+            ]
+        )
+    results = run_mlm.main(
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            str(train),
+            "--validation_split_percentage",
+            "10",
+            "--line_by_line",
+            *fast_args(tmp_path / "ok", steps=1),
+        ]
+    )
     assert results["eval_samples"] == 4  # 10% of the 40 non-blank lines: the blank ones were dropped first

@@ -14,14 +14,18 @@ import sys
 import evaluate
 import numpy as np
 import pytest
-from recipe_helpers import RECIPES
 
+from recipe_helpers import RECIPES
+from recipes import run_glue
 from recipes.kit import glue_metrics
 from recipes.kit.glue_tasks import TASKS
-from recipes import run_glue
 
-CONFIGS = {**{name: spec.is_regression for name, spec in TASKS.items()},
-           "regression": True, "binary": False, "multiclass": False}  # fmt: skip
+CONFIGS = {
+    **{name: spec.is_regression for name, spec in TASKS.items()},
+    "regression": True,
+    "binary": False,
+    "multiclass": False,
+}
 
 
 def load(config_name: str):
@@ -76,8 +80,10 @@ def test_evaluate_combine_works_on_it():
     combined = evaluate.combine([load("cola"), load("mrpc")])
     predictions, labels = np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])
     scores = combined.compute(predictions=predictions, references=labels)
-    assert scores == {**glue_metrics.compute_metrics(("matthews_correlation",), predictions, labels),
-                      **glue_metrics.compute_metrics(("f1", "accuracy"), predictions, labels)}  # fmt: skip
+    assert scores == {
+        **glue_metrics.compute_metrics(("matthews_correlation",), predictions, labels),
+        **glue_metrics.compute_metrics(("f1", "accuracy"), predictions, labels),
+    }
 
 
 def test_unknown_config_name_is_a_clear_error():
@@ -92,8 +98,13 @@ def test_loads_offline_from_an_empty_cache(tmp_path):
         "m = evaluate.load(str(GLUE_LOCAL), config_name='rte'); "
         "print(m.compute(predictions=[0, 1], references=[0, 0]))"
     )
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "HF_EVALUATE_OFFLINE": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_EVALUATE_OFFLINE": "1",
+    }
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=RECIPES.parent, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "{'accuracy': 0.5}"

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from recipes.kit import glue_files
-from recipes import run_glue
 from recipe_helpers import fast_args, sentiment_rows
+from recipes import run_glue
+from recipes.kit import glue_files
 
 ROWS = 24
 
@@ -26,18 +26,42 @@ def make_glue_data(root: Path) -> Path:
     a, b = _sentences(1), _sentences(2)
     for split, n in (("train", ROWS), ("dev", 12)):
         # CoLA: no header; source, label, original mark, sentence (a sentence may hold a quote character)
-        _write(root / "CoLA" / f"{split}.tsv",
-               [["gj04", str(i % 2), "" if i % 2 else "*", a[i] + (' "quoted' if i == 0 else "")] for i in range(n)])
-        _write(root / "MRPC" / f"{split}.tsv",
-               [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]]
-               + [[str(i % 2), str(100 + i), str(200 + i), a[i], b[i]] for i in range(n)], bom=True)
-        _write(root / "RTE" / f"{split}.tsv", [["index", "sentence1", "sentence2", "label"]]
-               + [[str(i), a[i], b[i], "entailment" if i % 2 else "not_entailment"] for i in range(n)])
-        _write(root / "STS-B" / f"{split}.tsv",
-               [["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
-                 "score"]]
-               + [[str(i), "main-news", "x", "2012", str(i), "none", "none", a[i], b[i], f"{i % 6:.3f}"]
-                  for i in range(n)])  # fmt: skip
+        _write(
+            root / "CoLA" / f"{split}.tsv",
+            [["gj04", str(i % 2), "" if i % 2 else "*", a[i] + (' "quoted' if i == 0 else "")] for i in range(n)],
+        )
+        _write(
+            root / "MRPC" / f"{split}.tsv",
+            [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]]
+            + [[str(i % 2), str(100 + i), str(200 + i), a[i], b[i]] for i in range(n)],
+            bom=True,
+        )
+        _write(
+            root / "RTE" / f"{split}.tsv",
+            [["index", "sentence1", "sentence2", "label"]]
+            + [[str(i), a[i], b[i], "entailment" if i % 2 else "not_entailment"] for i in range(n)],
+        )
+        _write(
+            root / "STS-B" / f"{split}.tsv",
+            [
+                [
+                    "index",
+                    "genre",
+                    "filename",
+                    "year",
+                    "old_index",
+                    "source1",
+                    "source2",
+                    "sentence1",
+                    "sentence2",
+                    "score",
+                ]
+            ]
+            + [
+                [str(i), "main-news", "x", "2012", str(i), "none", "none", a[i], b[i], f"{i % 6:.3f}"]
+                for i in range(n)
+            ],
+        )
     _write(root / "CoLA" / "test.tsv", [["index", "sentence"]] + [[str(i), a[i]] for i in range(6)])
     _write(root / "RTE" / "test.tsv", [["index", "sentence1", "sentence2"]] + [[str(i), a[i], b[i]] for i in range(6)])
     return root
@@ -76,15 +100,28 @@ def test_bad_folders_and_files_name_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "task, metrics",
-    [("rte", ["accuracy"]), ("mrpc", ["f1", "accuracy"]), ("cola", ["matthews_correlation"]),
-     ("stsb", ["pearson", "spearmanr"])],
-)  # fmt: skip
+    [
+        ("rte", ["accuracy"]),
+        ("mrpc", ["f1", "accuracy"]),
+        ("cola", ["matthews_correlation"]),
+        ("stsb", ["pearson", "spearmanr"]),
+    ],
+)
 def test_run_glue_on_a_glue_folder_reports_the_task_metric(task, metrics, tmp_path, tiny_model_dir):
     root = make_glue_data(tmp_path / "glue_data")
     results = run_glue.main(
-        ["--model_name_or_path", tiny_model_dir, "--task_name", task, "--glue_dir", str(root),
-         "--do_train", "--do_eval", *fast_args(tmp_path / "out")]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--task_name",
+            task,
+            "--glue_dir",
+            str(root),
+            "--do_train",
+            "--do_eval",
+            *fast_args(tmp_path / "out"),
+        ]
+    )
     assert results["primary_metric"] == f"eval_{metrics[0]}" and results["eval_samples"] == 12
     assert all(f"eval_{metric}" in results for metric in metrics) and "eval_loss" in results
     assert results["train_samples"] == ROWS

@@ -6,12 +6,12 @@ import os
 
 import pytest
 import torch
-from tiny_models import tiny_bert
 from transformers import Trainer, TrainingArguments
 
 from recipes.kit.run_report import save_run_record, sse_counts, sse_settings
 from recipes.kit.run_setup import parse_args, use_cpu_when_launched_without_accelerator
 from sse_hf import SSEArguments, SSECallback
+from tiny_models import tiny_bert
 
 
 def _sse(*argv):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 
 import pytest
-from recipe_helpers import RECIPES, REPO
+import tomllib
 from setuptools import find_packages
+
+from recipe_helpers import RECIPES, REPO
 
 SCRIPTS = ("run_glue.py", "run_mlm.py", "demo.py")
 
@@ -30,8 +31,12 @@ def test_the_package_ships_the_library_and_no_top_level_recipes():
 def test_a_recipe_runs_as_a_script_from_another_folder(tmp_path):
     done = subprocess.run(
         [sys.executable, str(RECIPES / "run_glue.py"), "--help"],
-        cwd=tmp_path, env=_env_without_pythonpath(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=_env_without_pythonpath(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--sse_p" in done.stdout and "--model_name_or_path" in done.stdout
 
@@ -49,7 +54,13 @@ def test_a_script_imports_the_recipes_of_its_own_clone(tmp_path, script):
         "    pass\n"
         "print('recipes from', sys.modules['recipes'].__file__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env_without_pythonpath(),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env_without_pythonpath(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"recipes from {RECIPES / '__init__.py'}" in done.stdout

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from recipe_helpers import RECIPES, fast_args, read_results, sentiment_rows, write_csv, write_jsonl
 
-from recipes.kit import glue_metrics
-from recipes.kit import glue_tasks
+from recipe_helpers import RECIPES, fast_args, read_results, sentiment_rows, write_csv, write_jsonl
 from recipes import run_glue
+from recipes.kit import glue_metrics, glue_tasks
 from recipes.kit.run_setup import OutputDirectoryError, parse_args
 from sse_hf import SSEArguments, SSEConfig, patch_model
 
@@ -97,12 +96,28 @@ def test_run_glue_end_to_end_for_each_task_on_hub_shaped_files(task, tmp_path, t
     columns, names, metrics = HUB_SCHEMAS[task]
     train = write_jsonl(tmp_path / "train.jsonl", hub_rows(task, 12, seed=1))
     validation = write_jsonl(tmp_path / "validation.jsonl", hub_rows(task, 8, seed=2))
-    extra = ["--validation_mismatched_file", write_jsonl(tmp_path / "mm.jsonl", hub_rows(task, 6, seed=3))] if task == "mnli" else []
+    extra = (
+        ["--validation_mismatched_file", write_jsonl(tmp_path / "mm.jsonl", hub_rows(task, 6, seed=3))]
+        if task == "mnli"
+        else []
+    )
     out = tmp_path / "out"
     results = run_glue.main(
-        ["--model_name_or_path", tiny_model_dir, "--task_name", task, "--train_file", train,
-         "--validation_file", validation, *extra, "--do_train", "--do_eval", *fast_args(out, steps=2)]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--task_name",
+            task,
+            "--train_file",
+            train,
+            "--validation_file",
+            validation,
+            *extra,
+            "--do_train",
+            "--do_eval",
+            *fast_args(out, steps=2),
+        ]
+    )
     assert results == read_results(out)
     assert results["task"] == task and results["primary_metric"] == f"eval_{metrics[0]}"
     for metric in metrics:
@@ -137,12 +152,35 @@ def test_metrics_match_hand_computed_values():
 def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "run"
     results = run_glue.main(
-        ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-         "--validation_file", sentiment_files["validation"], "--test_file", sentiment_files["test"],
-         "--do_train", "--do_eval", "--do_predict", "--sse_p", "0.2", "--logging_steps", "2", *fast_args(out)]
-    )  # fmt: skip
-    for name in ("all_results.json", "train_results.json", "eval_results.json", "trainer_state.json",
-                 "config.json", "model.safetensors", "tokenizer.json", "sse_config.json"):  # fmt: skip
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["validation"],
+            "--test_file",
+            sentiment_files["test"],
+            "--do_train",
+            "--do_eval",
+            "--do_predict",
+            "--sse_p",
+            "0.2",
+            "--logging_steps",
+            "2",
+            *fast_args(out),
+        ]
+    )
+    for name in (
+        "all_results.json",
+        "train_results.json",
+        "eval_results.json",
+        "trainer_state.json",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "sse_config.json",
+    ):
         assert (out / name).is_file(), name
     assert results == read_results(out)
     assert results["task"] == "local" and results["primary_metric"] == "eval_accuracy"
@@ -171,10 +209,22 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
 
     # Evaluating the saved model alone uses the label names it was saved with, and gives the same numbers.
     again = run_glue.main(
-        ["--model_name_or_path", str(out), "--validation_file", sentiment_files["validation"], "--do_eval",
-         "--output_dir", str(tmp_path / "eval-only"), "--per_device_eval_batch_size", "8", "--max_seq_length", "32",
-         "--report_to", "none"]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            str(out),
+            "--validation_file",
+            sentiment_files["validation"],
+            "--do_eval",
+            "--output_dir",
+            str(tmp_path / "eval-only"),
+            "--per_device_eval_batch_size",
+            "8",
+            "--max_seq_length",
+            "32",
+            "--report_to",
+            "none",
+        ]
+    )
     assert again["eval_accuracy"] == results["eval_accuracy"]
     assert again["eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-6)
     assert "sse_swap_rate" not in again  # nothing was trained
@@ -183,9 +233,17 @@ def test_train_eval_predict_writes_model_metrics_and_predictions(tmp_path, tiny_
 def test_sse_p_reaches_the_model(tmp_path, tiny_model_dir, sentiment_files):
     def run(name, *sse):
         return run_glue.main(
-            ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-             "--validation_file", sentiment_files["validation"], *sse, *fast_args(tmp_path / name)]
-        )  # fmt: skip
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                sentiment_files["train"],
+                "--validation_file",
+                sentiment_files["validation"],
+                *sse,
+                *fast_args(tmp_path / name),
+            ]
+        )
 
     off, high, switched_off = run("p0", "--sse_p", "0"), run("p06", "--sse_p", "0.6"), run("off", "--sse", "False")
     assert off["sse_enabled"] is False and off["sse_swap_rate"] == 0.0 and off["sse_tokens_swapped"] == 0
@@ -201,21 +259,43 @@ def test_evaluation_during_training_sees_the_original_inputs(tmp_path, tiny_mode
 
     # A classifier head with large weights, so that the loss clearly depends on the input tokens.
     sensitive = tmp_path / "sensitive"
-    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2, initializer_range=1.0).save_pretrained(sensitive)
+    AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=2, initializer_range=1.0
+    ).save_pretrained(sensitive)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(sensitive)
     out = tmp_path / "run"
     run_glue.main(
-        ["--model_name_or_path", str(sensitive), "--train_file", sentiment_files["train"],
-         "--validation_file", sentiment_files["validation"], "--do_train", "--do_eval", "--sse_p", "1.0",
-         *fast_args(out), "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps",
-         "--save_steps", "2"]  # later flags win over fast_args' --save_strategy no
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            str(sensitive),
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["validation"],
+            "--do_train",
+            "--do_eval",
+            "--sse_p",
+            "1.0",
+            *fast_args(out),
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "2",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+        ]  # later flags win over fast_args' --save_strategy no
+    )
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     logged = next(entry["eval_loss"] for entry in history if entry.get("step") == 2 and "eval_loss" in entry)
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     rows = sentiment_rows(24, seed=2)
-    features = [dict(tokenizer(r["sentence"], truncation=True, max_length=32), labels=int(r["label"] == "positive")) for r in rows]
+    features = [
+        dict(tokenizer(r["sentence"], truncation=True, max_length=32), labels=int(r["label"] == "positive"))
+        for r in rows
+    ]
     collate = DataCollatorWithPadding(tokenizer)
 
     def validation_loss(model) -> float:
@@ -261,11 +341,20 @@ def test_sse_arguments_mirror_every_sse_config_field():
 def test_a_single_json_file_holds_all_arguments(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "run"
     arguments = {
-        "model_name_or_path": tiny_model_dir, "train_file": sentiment_files["train"],
-        "validation_file": sentiment_files["validation"], "output_dir": str(out), "max_steps": 2,
-        "per_device_train_batch_size": 8, "report_to": "none", "save_strategy": "no", "sse_p": 0.3,
-        "do_train": True, "do_eval": True, "max_train_samples": 16, "max_eval_samples": 8,
-    }  # fmt: skip
+        "model_name_or_path": tiny_model_dir,
+        "train_file": sentiment_files["train"],
+        "validation_file": sentiment_files["validation"],
+        "output_dir": str(out),
+        "max_steps": 2,
+        "per_device_train_batch_size": 8,
+        "report_to": "none",
+        "save_strategy": "no",
+        "sse_p": 0.3,
+        "do_train": True,
+        "do_eval": True,
+        "max_train_samples": 16,
+        "max_eval_samples": 8,
+    }
     (tmp_path / "args.json").write_text(json.dumps(arguments))
     results = run_glue.main([str(tmp_path / "args.json")])
     assert results["sse_p"] == 0.3 and results["train_samples"] == 16 and results["eval_samples"] == 8
@@ -273,7 +362,9 @@ def test_a_single_json_file_holds_all_arguments(tmp_path, tiny_model_dir, sentim
 
 # ----- bad input ----------------------------------------------------------------------------------
 def test_unknown_task_lists_the_valid_ones(tmp_path, tiny_model_dir):
-    with pytest.raises(ValueError, match="Unknown task 'glu'.*cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, imdb"):
+    with pytest.raises(
+        ValueError, match="Unknown task 'glu'.*cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, imdb"
+    ):
         run_glue.main(["--model_name_or_path", tiny_model_dir, "--task_name", "glu", "--output_dir", str(tmp_path)])
 
 
@@ -281,32 +372,83 @@ def test_local_file_without_the_task_columns_names_them(tmp_path, tiny_model_dir
     rows = [{"text": "the movie was good", "label": 1}] * 4
     train = write_csv(tmp_path / "train.csv", rows)
     with pytest.raises(ValueError, match=r"lacks the column\(s\) 'sentence1', 'sentence2'.*has 'text', 'label'"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--task_name", "rte", "--train_file", train,
-                       "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--task_name",
+                "rte",
+                "--train_file",
+                train,
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+            ]
+        )
 
 
 def test_local_file_without_a_label_column_says_so(tmp_path, tiny_model_dir):
     train = write_csv(tmp_path / "train.csv", [{"sentence": "the movie was good", "stars": 1}] * 4)
     with pytest.raises(ValueError, match="no label column 'label'.*--label_column_name"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--text_column_names",
-                       "sentence", "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                train,
+                "--text_column_names",
+                "sentence",
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+            ]
+        )
 
 
 def test_unseen_labels_at_evaluation_are_reported(tmp_path, tiny_model_dir, sentiment_files):
-    validation = write_csv(tmp_path / "validation.csv", sentiment_rows(6) + [{"sentence": "it was ok", "label": "neutral"}])
-    with pytest.raises(ValueError, match=r"eval data \(--validation_file .*validation.csv\) has label\(s\) \['neutral'\]"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-                       "--validation_file", validation, *fast_args(tmp_path / "out")])  # fmt: skip
+    validation = write_csv(
+        tmp_path / "validation.csv", sentiment_rows(6) + [{"sentence": "it was ok", "label": "neutral"}]
+    )
+    with pytest.raises(
+        ValueError, match=r"eval data \(--validation_file .*validation.csv\) has label\(s\) \['neutral'\]"
+    ):
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                sentiment_files["train"],
+                "--validation_file",
+                validation,
+                *fast_args(tmp_path / "out"),
+            ]
+        )
 
 
 def test_hub_name_offline_fails_fast_and_suggests_local_files(tmp_path, tiny_model_dir):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    env["PYTHONPATH"] = os.pathsep.join([str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])])  # this tree
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "cache"),
+    }
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(RECIPES.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )  # this tree
     done = subprocess.run(
-        [sys.executable, str(RECIPES / "run_glue.py"), "--model_name_or_path", tiny_model_dir, "--task_name", "rte",
-         "--output_dir", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=600,  # a guard against a hang, not a timing
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(RECIPES / "run_glue.py"),
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--task_name",
+            "rte",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a guard against a hang, not a timing
+    )
     assert done.returncode != 0
     # The error comes from the offline check, not from a network call that timed out.
     assert "nyu-mll/glue" in done.stderr and "--train_file" in done.stderr and "Offline mode is on" in done.stderr
@@ -317,8 +459,15 @@ def test_existing_output_dir_is_kept_unless_overwrite_is_asked(tmp_path, tiny_mo
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("my notes")
-    arguments = ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-                 "--validation_file", sentiment_files["validation"], *fast_args(out, steps=2)]  # fmt: skip
+    arguments = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        sentiment_files["validation"],
+        *fast_args(out, steps=2),
+    ]
     with pytest.raises(OutputDirectoryError, match="--overwrite_output_dir"):
         run_glue.main(arguments)
     assert sorted(os.listdir(out)) == ["notes.txt"] and (out / "notes.txt").read_text() == "my notes"
@@ -328,8 +477,16 @@ def test_existing_output_dir_is_kept_unless_overwrite_is_asked(tmp_path, tiny_mo
 
 def test_a_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "run"
-    arguments = ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
-                 "--sse_p", "0.3", *fast_args(out)]  # fmt: skip
+    arguments = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        sentiment_files["train"],
+        "--do_train",
+        "--sse_p",
+        "0.3",
+        *fast_args(out),
+    ]
     run_glue.main(arguments + ["--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2"])
     state_path = out / "checkpoint-2" / "trainer_state.json"
     state = json.loads(state_path.read_text())
@@ -345,7 +502,9 @@ def test_a_run_resumes_from_its_last_checkpoint(tmp_path, tiny_model_dir, sentim
 def test_a_model_fine_tuned_with_another_label_order_keeps_it():
     """E.g. roberta-large-mnli says CONTRADICTION, NEUTRAL, ENTAILMENT; GLUE's ids are entailment, neutral, contradiction."""
     spec = glue_tasks.get_task("mnli")
-    space = glue_tasks.model_label_order(glue_tasks.LabelSpace(spec.label_names), ["CONTRADICTION", "NEUTRAL", "ENTAILMENT"])
+    space = glue_tasks.model_label_order(
+        glue_tasks.LabelSpace(spec.label_names), ["CONTRADICTION", "NEUTRAL", "ENTAILMENT"]
+    )
     assert space.names == ("contradiction", "neutral", "entailment")
     hub_ids = Dataset.from_list([{"label": 0}, {"label": 1}, {"label": 2}])  # plain ints, as in a jsonl export
     encoded = glue_tasks.encode_split_labels(hub_ids, "eval", "rows", "label", space, spec.label_names)
@@ -353,16 +512,30 @@ def test_a_model_fine_tuned_with_another_label_order_keeps_it():
     hub = hub_dataset("mnli")  # ClassLabel ids go through their names
     encoded = glue_tasks.encode_split_labels(hub, "eval", "rows", "label", space, spec.label_names)
     assert [space.names[i] for i in encoded["labels"]] == [hub.features["label"].int2str(i) for i in hub["label"]]
-    unrelated = glue_tasks.model_label_order(glue_tasks.LabelSpace(spec.label_names), ["LABEL_0", "LABEL_1", "LABEL_2"])
+    unrelated = glue_tasks.model_label_order(
+        glue_tasks.LabelSpace(spec.label_names), ["LABEL_0", "LABEL_1", "LABEL_2"]
+    )
     assert unrelated.names == spec.label_names
 
 
 def test_label_sse_and_schedule_options_reach_the_run(tmp_path, tiny_model_dir, sentiment_files):
     results = run_glue.main(
-        ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-         "--validation_file", sentiment_files["validation"], "--sse_p", "0.2", "--sse_label_p", "0.5",
-         "--sse_p_schedule", "linear_decay", *fast_args(tmp_path / "label", "--logging_steps", "1")]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["validation"],
+            "--sse_p",
+            "0.2",
+            "--sse_label_p",
+            "0.5",
+            "--sse_p_schedule",
+            "linear_decay",
+            *fast_args(tmp_path / "label", "--logging_steps", "1"),
+        ]
+    )
     rates = results["sse_swap_rate_by_role"]  # the roles logged apart from the inputs, over every process
     assert set(rates) == {"labels"} and 0.1 < rates["labels"] < 0.9 and results["sse_tokens_eligible"] > 0
     assert results["sse_label_p"] == 0.5 and results["sse_p_schedule"] == "linear_decay"
@@ -375,10 +548,23 @@ def test_labelled_test_file_is_scored_with_loss_and_metrics(tmp_path, tiny_model
     """A --test_file with labels gets predict_* metrics and loss, the same as evaluating it as validation data."""
     out = tmp_path / "run"
     results = run_glue.main(
-        ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-         "--validation_file", sentiment_files["validation"], "--test_file", sentiment_files["validation"],
-         "--do_train", "--do_eval", "--do_predict", "--sse_p", "0.1", *fast_args(out)]
-    )  # fmt: skip
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            sentiment_files["train"],
+            "--validation_file",
+            sentiment_files["validation"],
+            "--test_file",
+            sentiment_files["validation"],
+            "--do_train",
+            "--do_eval",
+            "--do_predict",
+            "--sse_p",
+            "0.1",
+            *fast_args(out),
+        ]
+    )
     for name in ("loss", "accuracy", "f1"):
         assert results[f"predict_{name}"] == pytest.approx(results[f"eval_{name}"], abs=1e-6), name
     assert results["predict_samples"] == 24
@@ -391,26 +577,61 @@ def test_labelled_test_file_is_scored_with_loss_and_metrics(tmp_path, tiny_model
 def test_a_json_text_field_holding_an_object_or_a_list_is_a_clear_error(tmp_path, tiny_model_dir, value):
     train = write_jsonl(tmp_path / "train.jsonl", [{"sentence": value, "label": i % 2} for i in range(4)])
     with pytest.raises(ValueError, match=r"train data \(--train_file .*train\.jsonl\).*column 'sentence'.*not text"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", train, "--text_column_names",
-                       "sentence", "--do_train", *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                train,
+                "--text_column_names",
+                "sentence",
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+            ]
+        )
 
 
 def test_the_label_column_given_as_a_text_column_is_a_clear_error(tmp_path, tiny_model_dir, sentiment_files):
     with pytest.raises(ValueError, match=r"--text_column_names names 'label'.*label column"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-                       "--text_column_names", "sentence,label", "--do_train",
-                       *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                sentiment_files["train"],
+                "--text_column_names",
+                "sentence,label",
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+            ]
+        )
 
 
 @pytest.mark.parametrize(
     "option, value",
-    [("--max_seq_length", "-4"), ("--max_seq_length", "0"), ("--max_train_samples", "-1"),
-     ("--max_eval_samples", "0"), ("--max_predict_samples", "-2"), ("--preprocessing_num_workers", "0")],
-)  # fmt: skip
+    [
+        ("--max_seq_length", "-4"),
+        ("--max_seq_length", "0"),
+        ("--max_train_samples", "-1"),
+        ("--max_eval_samples", "0"),
+        ("--max_predict_samples", "-2"),
+        ("--preprocessing_num_workers", "0"),
+    ],
+)
 def test_numeric_data_options_are_validated_naming_them(tmp_path, tiny_model_dir, sentiment_files, option, value):
     with pytest.raises(ValueError, match=rf"{option} must be a positive integer, got {value}"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
-                       *fast_args(tmp_path / "out"), option, value])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                sentiment_files["train"],
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+                option,
+                value,
+            ]
+        )
 
 
 def test_a_tokenizer_longer_than_the_position_table_is_capped_with_a_warning(tmp_path, tiny_model_dir, caplog):
@@ -422,19 +643,47 @@ def test_a_tokenizer_longer_than_the_position_table_is_capped_with_a_warning(tmp
     config_file.write_text(json.dumps({**tokenizer_config, "model_max_length": 512}))
     long_rows = [{"sentence": " ".join(["the movie was good and fun"] * 30), "label": i % 2} for i in range(8)]
     train = write_csv(tmp_path / "train.csv", long_rows)
-    results = run_glue.main(["--model_name_or_path", str(model_dir), "--train_file", train, "--do_train",
-                             *fast_args(tmp_path / "out", steps=1), "--max_seq_length", "128"])  # fmt: skip
+    results = run_glue.main(
+        [
+            "--model_name_or_path",
+            str(model_dir),
+            "--train_file",
+            train,
+            "--do_train",
+            *fast_args(tmp_path / "out", steps=1),
+            "--max_seq_length",
+            "128",
+        ]
+    )
     assert results["train_samples"] == 8
     assert any("max_position_embeddings" in record.getMessage() for record in caplog.records)
 
 
 def test_an_eval_only_run_keeps_the_trained_runs_sse_record(tmp_path, tiny_model_dir, sentiment_files):
     out = tmp_path / "out"
-    run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"], "--do_train",
-                   "--sse_p", "0.2", *fast_args(out, steps=2)])  # fmt: skip
+    run_glue.main(
+        [
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--train_file",
+            sentiment_files["train"],
+            "--do_train",
+            "--sse_p",
+            "0.2",
+            *fast_args(out, steps=2),
+        ]
+    )
     trained = read_results(out)
-    run_glue.main(["--model_name_or_path", str(out), "--validation_file", sentiment_files["validation"], "--do_eval",
-                   *fast_args(out)])  # fmt: skip
+    run_glue.main(
+        [
+            "--model_name_or_path",
+            str(out),
+            "--validation_file",
+            sentiment_files["validation"],
+            "--do_eval",
+            *fast_args(out),
+        ]
+    )
     after = read_results(out)
     assert after["sse_p"] == trained["sse_p"] == 0.2 and after["sse_swap_rate"] == trained["sse_swap_rate"]
     assert "eval_accuracy" in after
@@ -446,5 +695,13 @@ def test_a_json_file_of_columns_is_a_clear_error_naming_the_file(tmp_path, tiny_
     train = tmp_path / "columns.json"
     train.write_text(json.dumps({"sentence": [r["sentence"] for r in rows], "label": [r["label"] for r in rows]}))
     with pytest.raises(ValueError, match=r"columns\.json\).*list in label column 'label'.*one object per example"):
-        run_glue.main(["--model_name_or_path", tiny_model_dir, "--train_file", str(train), "--do_train",
-                       *fast_args(tmp_path / "out")])  # fmt: skip
+        run_glue.main(
+            [
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--train_file",
+                str(train),
+                "--do_train",
+                *fast_args(tmp_path / "out"),
+            ]
+        )

@@ -6,9 +6,9 @@ import json
 import pytest
 from datasets import Dataset
 
+from recipe_helpers import fast_args, write_csv
 from recipes import run_glue
 from recipes.kit.sse_search import SearchArguments, carve_split, parse_grid
-from recipe_helpers import fast_args, write_csv
 
 pytest.importorskip("optuna")
 
@@ -17,9 +17,20 @@ def test_search_scores_every_candidate_on_the_held_out_part(tiny_model_dir, sent
     out = tmp_path / "search"
     # a validation file with a third label: the run would fail (or score 3 classes) if it used it
     validation = write_csv(tmp_path / "validation.csv", [{"sentence": "the plot was so-so.", "label": "neutral"}] * 8)
-    argv = ["--model_name_or_path", tiny_model_dir, "--train_file", sentiment_files["train"],
-            "--validation_file", validation, "--search_sse", '{"p": [0, 0.1, 0.3]}',
-            "--search_held_out", "0.25", "--sse_seed", "2"]  # fmt: skip
+    argv = [
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--train_file",
+        sentiment_files["train"],
+        "--validation_file",
+        validation,
+        "--search_sse",
+        '{"p": [0, 0.1, 0.3]}',
+        "--search_held_out",
+        "0.25",
+        "--sse_seed",
+        "2",
+    ]
     record = run_glue.main(fast_args(out, *argv, steps=3))
     assert record == json.loads((out / "sse_search.json").read_text())
     assert [trial["sse_p"] for trial in record["candidates"]] == [0, 0.1, 0.3]

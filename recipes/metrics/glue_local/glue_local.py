@@ -18,8 +18,11 @@ Args:
     references: gold class ids, or gold scores.
 Returns: the task's metrics, plus `combined_score` (their mean) where there are two, as upstream run_glue reports.
 """
-LOCAL = {"regression": default_metrics(True, 1), "binary": default_metrics(False, 2),
-         "multiclass": default_metrics(False, 3)}  # fmt: skip
+LOCAL = {
+    "regression": default_metrics(True, 1),
+    "binary": default_metrics(False, 2),
+    "multiclass": default_metrics(False, 3),
+}
 METRIC_NAMES = {**{name: spec.metrics for name, spec in TASKS.items()}, **LOCAL}
 REGRESSION = {name for name, spec in TASKS.items() if spec.is_regression} | {"regression"}
 
