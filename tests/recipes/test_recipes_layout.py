@@ -28,16 +28,17 @@ def test_the_package_ships_the_library_and_no_top_level_recipes():
     assert not any(name.split(".")[0] == "recipes" for name in shipped)
 
 
-def test_a_recipe_runs_as_a_script_from_another_folder(tmp_path):
+def _python(cwd, *args: str) -> subprocess.CompletedProcess:
+    """Run this Python on `args` in `cwd`, with no PYTHONPATH to find the clone by; it must succeed."""
     done = subprocess.run(
-        [sys.executable, str(RECIPES / "run_glue.py"), "--help"],
-        cwd=tmp_path,
-        env=_env_without_pythonpath(),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [sys.executable, *args], cwd=cwd, env=_env_without_pythonpath(), capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_a_recipe_runs_as_a_script_from_another_folder(tmp_path):
+    done = _python(tmp_path, str(RECIPES / "run_glue.py"), "--help")
     assert "--sse_p" in done.stdout and "--model_name_or_path" in done.stdout
 
 
@@ -54,13 +55,5 @@ def test_a_script_imports_the_recipes_of_its_own_clone(tmp_path, script):
         "    pass\n"
         "print('recipes from', sys.modules['recipes'].__file__)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=_env_without_pythonpath(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _python(tmp_path, "-c", code)
     assert f"recipes from {RECIPES / '__init__.py'}" in done.stdout
