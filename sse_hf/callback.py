@@ -19,7 +19,7 @@ from .handle import SSEHandle, get_handle
 from .lookups import WORD_PIECE_ROLES
 from .patch import patch_model
 from .search import trial_config
-from .statistics import stats_of, sum_across_processes, word_piece_totals
+from .statistics import process_count, stats_of, sum_across_processes, word_piece_totals
 from .validation import is_integer, is_number
 from .vocabulary import as_tokenizer
 
@@ -125,6 +125,20 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
             f"sse_hf: resuming from a checkpoint trained with different SSE settings ({'; '.join(changed)}). The run "
             "goes on with the new ones, and its counts and logs mix both. Resume with the checkpoint's "
             "sse_config.json settings for an exact continuation.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _warn_if_resumed_counts_are_one_process(stored: dict[str, list[int]]) -> None:
+    """A distributed resume restores the main process's own counts: Trainer writes trainer_state.json from it alone."""
+    processes = process_count()
+    if stored and processes > 1:
+        warnings.warn(
+            f"sse_hf: resuming with {processes} processes, but the checkpoint holds only the main process's SSE counts "
+            "from before it (Trainer saves callback state from the main process alone). Rates logged at each step "
+            "from here on are over all processes; the totals over all training in the end-of-training summary "
+            "(sse/tokens_*, sse/swap_rate) count the steps before the checkpoint for the main process only.",
             UserWarning,
             stacklevel=2,
         )
@@ -246,6 +260,7 @@ class SSECallback(TrainerCallback, ExportableState):
         )
         graph = self._checkpoint_graph(args, state, resume_from)
         _warn_if_config_changed(saved, self.config)
+        _warn_if_resumed_counts_are_one_process(stored)
         _warn_if_no_step_logs(args, state, self.config)
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
         left_behind = self.handle is not None and get_handle(model) is self.handle

@@ -47,3 +47,10 @@ def sum_across_processes(counts: Mapping[str, Sequence[int]]) -> dict[str, list[
     local = torch.tensor([counts[role] for role in roles], dtype=torch.long, device=device)
     torch.distributed.all_reduce(local, op=torch.distributed.ReduceOp.SUM)
     return dict(zip(roles, local.tolist()))
+
+
+def process_count() -> int:
+    """The processes of an initialised torch.distributed group (1 without one): the ones `sum_across_processes` sums."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1

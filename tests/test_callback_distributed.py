@@ -85,3 +85,35 @@ def test_logged_rates_sum_the_counts_of_every_process(tmp_path):
         assert "sse/tokens_seen" not in result["step"]
     for result in results:  # stats() stays this process's own (no collective call outside on_log)
         assert [result["stats"][key] for key in ("tokens_seen", "tokens_eligible", "tokens_swapped")] == result["own"]
+
+
+def _resume(rank: int, port: int, out_dir: str) -> None:
+    import warnings
+
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from sse_hf import SSECallback
+    from tiny_models import tiny_bert, tiny_tokenizer
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        args = TrainingArguments(output_dir=os.path.join(out_dir, f"run{rank}"), report_to=[], use_cpu=True)
+        saved = {"args": {}, "attributes": {"counts": {"input": [40, 30, 3]}}}  # what the main process saved
+        state = TrainerState(max_steps=4, global_step=2, stateful_callbacks={"SSECallback": saved})
+        callback = SSECallback(p=0.5, tokenizer=tiny_tokenizer(_folder(out_dir, f"tokenizer{rank}")))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            callback.on_train_begin(args, state, TrainerControl(), model=tiny_bert().train())
+        callback.on_train_end(args, state, TrainerControl())
+        messages = [str(w.message) for w in caught if "main process's SSE counts" in str(w.message)]
+        (Path(out_dir) / f"resume{rank}.json").write_text(json.dumps(messages))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_a_distributed_resume_says_the_restored_counts_are_the_main_process_s(tmp_path):
+    mp.spawn(_resume, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        messages = json.loads((tmp_path / f"resume{rank}.json").read_text())
+        assert len(messages) == 1 and "resuming with 2 processes" in messages[0]
