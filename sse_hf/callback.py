@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 from transformers import TrainerCallback
-from transformers.trainer_callback import CallbackHandler, ExportableState
+from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import SSEConfig
@@ -40,7 +40,9 @@ def _trained_module(model: Any, event_kwargs: dict) -> Any:
 #  * CallbackHandler calls the callbacks in list order, and Trainer puts its reporting callbacks (report_to:
 #    TensorBoard, W&B, ...) before the user's; `Trainer.log` also appends a copy of `logs` to `state.log_history`
 #    before `on_log`. So what a user callback adds to `logs` reaches neither the trackers nor log_history, unless
-#    the callback runs first (`_move_to_front`) and updates the copy too (`on_log`).
+#    the callback runs before the reporters (`_move_to_front`) and updates the copy too (`on_log`). It goes right
+#    after DefaultFlowCallback, which sets `control.should_save` in `on_step_end`/`on_epoch_end`: every process
+#    then knows a checkpoint follows and sums its counts for it (`_sum_counts_for_checkpoint`).
 #    tests/test_callback.py::test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log fails when
 #    transformers changes this order, and this workaround can then go.
 #  * one SSECallback per Trainer, checked against the handler's list;
@@ -130,20 +132,6 @@ def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
         )
 
 
-def _warn_if_resumed_counts_are_one_process(stored: dict[str, list[int]]) -> None:
-    """A distributed resume restores the main process's own counts: Trainer writes trainer_state.json from it alone."""
-    processes = process_count()
-    if stored and processes > 1:
-        warnings.warn(
-            f"sse_hf: resuming with {processes} processes, but the checkpoint holds only the main process's SSE counts "
-            "from before it (Trainer saves callback state from the main process alone). Rates logged at each step "
-            "from here on are over all processes; the totals over all training in the end-of-training summary "
-            "(sse/tokens_*, sse/swap_rate) count the steps before the checkpoint for the main process only.",
-            UserWarning,
-            stacklevel=2,
-        )
-
-
 def _stored_counts(stored: Any) -> dict[str, list[int]]:
     """The counts an SSECallback saved in a checkpoint's trainer_state.json; a clear error if they are corrupted."""
     if stored is None:
@@ -224,6 +212,12 @@ class SSECallback(TrainerCallback, ExportableState):
         self._run_dir: str | None = None  # where this run's checkpoints go: output_dir, or run-N in a search
         self._search_base: SSEConfig | None = None  # under hyperparameter_search: the config the trials change
         self._trial_config: SSEConfig | None = None  # ... and the one this callback set for the latest trial
+        # Under torch.distributed: this run's counts summed over the processes where the latest checkpoint was decided
+        # (`_sum_counts_for_checkpoint`), for `state()`, with this process's own counts then and the step; None in one
+        # process, where `state()` saves this process's own counts.
+        self._checkpoint_run: dict[str, list[int]] | None = None
+        self._checkpoint_own: dict[str, list[int]] = {}
+        self._checkpoint_step: int | None = None
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -260,13 +254,14 @@ class SSECallback(TrainerCallback, ExportableState):
         )
         graph = self._checkpoint_graph(args, state, resume_from)
         _warn_if_config_changed(saved, self.config)
-        _warn_if_resumed_counts_are_one_process(stored)
         _warn_if_no_step_logs(args, state, self.config)
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
         left_behind = self.handle is not None and get_handle(model) is self.handle
         self.handle = patch_model(model, self.config, tokenizer=tokenizer, graph=graph, replace=left_behind)
         self.handle.set_step(state.global_step, state.max_steps)
         self._logged = {}
+        self._checkpoint_run = {} if process_count() > 1 else None
+        self._checkpoint_own, self._checkpoint_step = {}, state.global_step
         if stored:
             self._previous = stored
         if adaptive is not None:
@@ -301,6 +296,12 @@ class SSECallback(TrainerCallback, ExportableState):
         if self.handle is not None:
             self.handle.set_step(state.global_step, state.max_steps)
 
+    def on_step_end(self, args, state, control, **kwargs):
+        self._sum_counts_for_checkpoint(args, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._sum_counts_for_checkpoint(args, state, control)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.handle is None or logs is None or not any(key in logs for key in ("loss", "train_loss")):
             return
@@ -326,6 +327,7 @@ class SSECallback(TrainerCallback, ExportableState):
             state.log_history[-1].update(metrics)
 
     def on_save(self, args, state, control, **kwargs):
+        self._warn_if_checkpoint_counts_are_stale(state)
         if not state.is_world_process_zero:
             return
         checkpoint = os.path.join(self._run_dir or args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
@@ -348,6 +350,47 @@ class SSECallback(TrainerCallback, ExportableState):
             return saved
         self._previous, self._adaptive = {}, None
         return None
+
+    def _sum_counts_for_checkpoint(self, args, state, control) -> None:
+        """Under torch.distributed, when a checkpoint follows this step or epoch, sum this run's counts over the
+        processes for `state()`: Trainer saves the callback state from the main process alone, so the saved counts
+        must already be global. Every process reaches this point with the same `control`: DefaultFlowCallback has
+        just decided the save (step, epoch and final saves); under save_strategy="best" the save follows an
+        evaluation, decided on metrics every process shares, and evaluation adds no counts."""
+        if self._checkpoint_run is None or self.handle is None:
+            return
+        strategy = getattr(args.save_strategy, "value", args.save_strategy)
+        if control.should_save or (strategy == "best" and control.should_evaluate):
+            self._checkpoint_own = self.handle.counts()
+            self._checkpoint_run = sum_across_processes(self._checkpoint_own)
+            self._checkpoint_step = state.global_step
+
+    def _saved_run_counts(self) -> dict[str, list[int]] | None:
+        """This run's counts for `state()`: under torch.distributed, the sums of the latest checkpoint decision plus
+        this process's own since (none when the save follows that decision, as it does but for a late request); in one
+        process None (its own counts)."""
+        if self._checkpoint_run is None or self.handle is None:
+            return None
+        counts = {role: list(values) for role, values in self._checkpoint_run.items()}
+        for role, own in self.handle.counts().items():
+            before = self._checkpoint_own.get(role, [0, 0, 0])
+            counts[role] = [a + b - c for a, b, c in zip(counts.get(role, [0, 0, 0]), own, before)]
+        return counts
+
+    def _warn_if_checkpoint_counts_are_stale(self, state) -> None:
+        """A save that a callback after SSECallback asked for: the counts saved are those of an earlier point."""
+        if self._checkpoint_run is None or self._checkpoint_step == state.global_step:
+            return
+        if state.is_world_process_zero:
+            warnings.warn(
+                f"sse_hf: the checkpoint at step {state.global_step} holds the SSE counts summed over all processes up "
+                f"to step {self._checkpoint_step} and the main process's own since: the save was asked for after "
+                "SSECallback's on_step_end/on_epoch_end (by a callback after it in the list), where the processes "
+                "could not sum them. A resume from it undercounts the other processes' steps in between in the "
+                "end-of-training totals; ask for saves through save_strategy, or in a callback before SSECallback.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _output_dir(self, args, state, trainer) -> str | None:
         """Where Trainer writes this run's checkpoints: `output_dir`, or the trial's `run-N` folder under a search."""
@@ -378,11 +421,13 @@ class SSECallback(TrainerCallback, ExportableState):
         return metrics
 
     def _move_to_front(self, handler: CallbackHandler | None) -> None:
-        """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co (see THE
-        workaround above)."""
-        if handler is not None and handler.callbacks[0] is not self:
-            handler.callbacks.remove(self)
-            handler.callbacks.insert(0, self)
+        """Run before the reporting callbacks, so that what `on_log` adds reaches TensorBoard, W&B and co, and right
+        after DefaultFlowCallback, so that `on_step_end` sees its save decision (see THE workaround above)."""
+        if handler is None:
+            return
+        handler.callbacks.remove(self)
+        flow = [i for i, cb in enumerate(handler.callbacks) if isinstance(cb, DefaultFlowCallback)]
+        handler.callbacks.insert(flow[0] + 1 if flow else 0, self)
 
     def _adaptive_state(self) -> dict | None:
         """The adaptive schedule's reference loss and current factor, or None for other schedules."""
@@ -400,6 +445,7 @@ class SSECallback(TrainerCallback, ExportableState):
         self._adaptive = self._adaptive_state()
         self.handle.remove()
         self.handle = None
+        self._checkpoint_run = None
 
     def _counts(self, run_counts: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
         """Per role, [seen, eligible, swapped] over all training so far (resumed runs included): the earlier runs'
@@ -413,7 +459,8 @@ class SSECallback(TrainerCallback, ExportableState):
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Per role (input/encoder/decoder, labels, tables): tokens seen, eligible, swapped and the rate over all
-        training so far in this process, like `SSEHandle.stats()`. The logged `sse/*` rates sum every process."""
+        training so far in this process (a resumed checkpoint's counts are every process's), like
+        `SSEHandle.stats()`. The logged `sse/*` rates sum every process."""
         return stats_of(self._counts())
 
     @property
@@ -454,7 +501,8 @@ class SSECallback(TrainerCallback, ExportableState):
             self._adaptive = dict(value)
 
     def state(self) -> dict:
-        attributes = {"counts": self._counts()}
+        # Under torch.distributed: the earlier counts plus this run's summed over the processes at the checkpoint.
+        attributes = {"counts": self._counts(self._saved_run_counts())}
         if self.config.p_schedule == "adaptive":
             attributes["adaptive"] = self._adaptive_state()
         return {"args": {"config": self.config.to_dict()}, "attributes": attributes}

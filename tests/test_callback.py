@@ -69,6 +69,9 @@ def test_train_patches_logs_and_leaves_no_hook(tokenizer, tmp_path):
         callbacks=[recorder, callback],  # the recorder is registered first, like Trainer's own reporters
     )
     trainer.train()
+    names = [type(cb).__name__ for cb in trainer.callback_handler.callbacks]
+    # right after DefaultFlowCallback (it sees the save decision) and before every reporter (they see SSE's logs)
+    assert names[:3] == ["DefaultFlowCallback", "SSECallback", "TensorBoardCallback"]
     train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(train_logs) == 4
     assert all(entry["sse/p"] == 0.3 for entry in train_logs)
@@ -339,7 +342,7 @@ def test_stats_is_a_method_on_the_callback_as_on_the_handle(tokenizer, tmp_path)
 
 
 def test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log(tmp_path):
-    """The two transformers behaviours THE workaround in sse_hf/callback.py exists for (`_running_trainer`,
+    """The transformers behaviours THE workaround in sse_hf/callback.py exists for (`_running_trainer`,
     `_move_to_front`, the log_history update in `on_log`). If this fails, transformers changed its event order:
     revisit the workaround (it may be deletable)."""
     seen = []
@@ -357,6 +360,7 @@ def test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log(
     )
     names = [type(cb).__name__ for cb in trainer.callback_handler.callbacks]
     assert names.index("TensorBoardCallback") < names.index("Probe")  # reporters run before the user's callbacks
+    assert names[0] == "DefaultFlowCallback"  # it decides the saves before any other callback's on_step_end
     trainer.train()
     copied, history, logs = seen[0]
     assert copied and history == {**logs, "step": history["step"]}  # log_history holds a copy made before on_log
