@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -42,11 +43,14 @@ def print_process_counts(trainer: Trainer, callback) -> None:
         return
     args = trainer.args
     counts = json.dumps(callback.counts, sort_keys=True)
-    print(
+    line = (
         f"[process {args.process_index} of {args.world_size}] SSE counts on this process, per role "
-        f"[tokens seen, eligible, swapped]: {counts}",
-        flush=True,
+        f"[tokens seen, eligible, swapped]: {counts}\n"
     )
+    # One write with its newline: `print` writes the text and the newline separately, and on an unbuffered stdout
+    # shared by the processes another process's output can land between the two.
+    sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 def sse_settings(sse_args: SSEArguments, config: SSEConfig) -> dict[str, Any]:

@@ -79,7 +79,10 @@ def check_clean_end(done: subprocess.CompletedProcess) -> str:
 def check_both_processes_swapped(output: str, results: dict, p: float) -> None:
     """Each process printed its own counts and swapped at about p; the record holds their sums and the global rate."""
     printed = r"\[process (\d) of 2\] SSE counts on this process, per role \[tokens seen, eligible, swapped\]: (.*)"
-    counts = {int(rank): json.loads(found)["input"] for rank, found in re.findall(printed, output)}
+    # raw_decode reads the JSON and ignores whatever another process wrote after it on the same line
+    counts = {
+        int(rank): json.JSONDecoder().raw_decode(found)[0]["input"] for rank, found in re.findall(printed, output)
+    }
     assert set(counts) == {0, 1}, output[-4000:]
     assert results["num_processes"] == 2
     rates = [swapped / eligible for _, eligible, swapped in counts.values()]
