@@ -158,46 +158,106 @@ COMPARISONS = [
 ]
 
 
+# SSE's calibration against the cheap fix: each SSE arm as trained, against the tuned baseline after temperature
+# scaling fitted on its carved split (its "ts_" figures), on the metrics scaling can change.
+AGAINST_SCALING = [("sse-se", "baseline"), ("sse-graph", "baseline")]
+SCALED_METRICS = ("nll", "ece")
+SCALED = " + TS"  # suffix of a right-hand side read after temperature scaling
+
+
+def paired_row(task: str, labels: dict, left: tuple[str, str, dict], right: tuple[str, str, dict], metric: str):
+    """One paired comparison over the seeds both arms have (None below 2): left and right are (family, arm,
+    seed -> record); a right family ending in SCALED is read after temperature scaling."""
+    (left_family, left_arm, a), (right_family, right_arm, b) = left, right
+    seeds = sorted(set(a) & set(b) & set(plan.FINAL_SEEDS))
+    if len(seeds) < 2:
+        return None
+    right_metric = "ts_" + metric if right_family.endswith(SCALED) else metric
+    diffs = [
+        run_metrics(a[s], labels.get(task), task)[metric] - run_metrics(b[s], labels.get(task), task)[right_metric]
+        for s in seeds
+    ]
+    better = [d > 0 if HIGHER_IS_BETTER[metric] else d < 0 for d in diffs]
+    mean, low, high = mean_interval(diffs)
+    return {
+        "task": task,
+        "left": left_family,
+        "right": right_family,
+        "left_arm": left_arm,
+        "right_arm": right_arm + (SCALED if right_family.endswith(SCALED) else ""),
+        "metric": metric,
+        "seeds": seeds,
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "ahead": sum(better),
+        "p": paired_p(diffs),
+    }
+
+
 def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
     """Every paired comparison the page reports (these studies' and `extra`, the STS-B study's), with its CI,
     seeds ahead, raw and Holm-adjusted p: Holm runs over all of them together."""
     rows = list(extra)
     for task in REGIMES:
         picks = chosen(runs, task)
-        for left, right in COMPARISONS:
-            if left not in picks or right not in picks:
+
+        def side(family: str) -> tuple[str, str, dict]:
+            arm = picks[family.removesuffix(SCALED)]
+            return family, arm, runs[task][arm]
+
+        pairs = [(left, right, METRICS) for left, right in COMPARISONS]
+        if task in labels:
+            pairs += [(left, right + SCALED, SCALED_METRICS) for left, right in AGAINST_SCALING]
+        for left, right, metrics in pairs:
+            if left not in picks or right.removesuffix(SCALED) not in picks:
                 continue
-            a, b = runs[task][picks[left]], runs[task][picks[right]]
-            seeds = sorted(set(a) & set(b) & set(plan.FINAL_SEEDS))
-            if len(seeds) < 2:
-                continue
-            for metric in METRICS:
-                diffs = [
-                    run_metrics(a[s], labels.get(task), task)[metric]
-                    - run_metrics(b[s], labels.get(task), task)[metric]
-                    for s in seeds
-                ]
-                better = [d > 0 if HIGHER_IS_BETTER[metric] else d < 0 for d in diffs]
-                mean, low, high = mean_interval(diffs)
-                rows.append(
-                    {
-                        "task": task,
-                        "left": left,
-                        "right": right,
-                        "left_arm": picks[left],
-                        "right_arm": picks[right],
-                        "metric": metric,
-                        "seeds": seeds,
-                        "mean": mean,
-                        "low": low,
-                        "high": high,
-                        "ahead": sum(better),
-                        "p": paired_p(diffs),
-                    }
-                )
+            for metric in metrics:
+                row = paired_row(task, labels, side(left), side(right), metric)
+                if row:
+                    rows.append(row)
     for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
         row["p_holm"] = adjusted
     return rows
+
+
+def verdict_table(rows: list[dict]) -> list[str]:
+    """Per task, each SSE family against each competitor: the task metric and the calibration metrics, each as
+    mean difference [95% CI] (Holm p), and what survives Holm at 0.05."""
+    metrics = ("primary", *METRICS[1:])
+    lines = [
+        "| task | SSE | against | task metric | NLL | ECE | Brier | verdict (Holm p < 0.05) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keyed = {(r["task"], r["left"], r["right"], r["metric"]): r for r in rows}
+    for task in REGIMES:
+        for left in ("sse-se", "sse-graph"):
+            for right in ("baseline", "label-smoothing", "neftune", "baseline" + SCALED):
+                found = {m: keyed.get((task, left, right, m)) for m in metrics}
+                shown = [r for r in found.values() if r]
+                if not shown:
+                    continue
+                cells, won, lost = [], [], []
+                for metric, row in found.items():
+                    if row is None:
+                        cells.append("")
+                        continue
+                    scale, digits = scale_of(metric)
+                    cells.append(
+                        f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, "
+                        f"{scale * row['high']:+.{digits}f}] ({fmt(row['p_holm'], digits=2)})"
+                    )
+                    if row["p_holm"] < 0.05:
+                        ahead = row["mean"] > 0 if HIGHER_IS_BETTER[metric] else row["mean"] < 0
+                        (won if ahead else lost).append("task metric" if metric == "primary" else metric.upper())
+                verdict = "; ".join(
+                    [f"better on {', '.join(won)}"] * bool(won) + [f"worse on {', '.join(lost)}"] * bool(lost)
+                )
+                lines.append(
+                    f"| {task} | {shown[0]['left_arm']} | {shown[0]['right_arm']} | {' | '.join(cells)} | "
+                    f"{verdict or 'no difference shown'} |"
+                )
+    return lines
 
 
 def arm_table(runs: dict, labels: dict, task: str) -> list[str]:
@@ -290,14 +350,15 @@ def learned(runs: dict, labels: dict, task: str) -> str | None:
 
 
 def reliability_plot(runs: dict, labels: dict, task: str, path: str) -> str | None:
-    """Reliability diagram on dev, seeds pooled: the tuned baseline, the chosen SSE-SE and label smoothing."""
+    """Reliability diagram on dev, seeds pooled: the tuned baseline, the chosen SSE-SE and SSE-Graph, and label
+    smoothing."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     picks = chosen(runs, task)
-    shown = [f for f in ("baseline", "sse-se", "label-smoothing") if f in picks]
+    shown = [f for f in ("baseline", "sse-se", "sse-graph", "label-smoothing") if f in picks]
     if task not in labels or not shown:
         return None
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
@@ -388,6 +449,14 @@ def report(records: str, output: str) -> str:
             lines += ["The fine-tunes are not complete yet (`python -m recipes.evidence.study_stsb run`).", ""]
     rows = comparisons(runs, labels, [stsb] if stsb else [])
     lines += [
+        "## Verdicts: does SSE beat each competitor? (dev)",
+        "",
+        "Each cell: SSE minus the competitor, mean over the paired seeds [95% CI] (Holm-adjusted p, over every "
+        "comparison below). Task metric in points; NLL, ECE and Brier lower is better. 'baseline + TS': the tuned "
+        "baseline after temperature scaling fitted on its carved split.",
+        "",
+        *verdict_table(rows),
+        "",
         "## Paired comparisons (dev)",
         "",
         f"{len(rows)} comparisons; Holm adjusts across all of them. A difference is left minus right; 'ahead' counts "

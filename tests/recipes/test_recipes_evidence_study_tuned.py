@@ -133,8 +133,14 @@ def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm
     # the training rows are 2/3 class 1: always-1 scores 2/3 of dev; MCC of any constant is 0
     assert "| trivial reference (always '1'; class prior) | 0.0 | 66.7 |" in text
     assert "Seeds 1-2 for every row." in text and "| sse-se: sse-se-p0.1 |" in text
-    comparisons = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1 |")]
-    assert len(comparisons) == 4 and all(line.count("|") == 10 for line in comparisons)  # 4 metrics, Holm column
+    rows = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1 |")]
+    paired = [line for line in rows if line.count("|") == 10]  # one metric per row, with its Holm column
+    # 4 metrics against the baseline, then NLL and ECE against the baseline after temperature scaling
+    assert [line.split(" | ")[3] for line in paired] == ["primary", "nll", "ece", "brier", "nll", "ece"]
+    assert [" + TS |" in line for line in paired] == [False] * 4 + [True] * 2
+    verdicts = [line for line in rows if line.count("|") == 9]  # one competitor per row, every metric in it
+    assert len(verdicts) == 2 and verdicts[0].endswith("| no difference shown |")
+    assert " + TS |  | " in verdicts[1]  # scaling leaves the task metric as it is: no cell for it
     assert (tmp_path / "report" / "reliability-cola.png").stat().st_size > 0
 
 
@@ -187,3 +193,31 @@ def test_the_learning_curve_is_regimes_of_one_task_each_tuned_with_only_sse_se(t
     assert ("mrpc-n250", "baseline-lr2e-05", 5, 2e-5) in ready and ("mrpc-n250", "sse-se-p0.1", 1, 2e-5) in ready
     pool = ([(f"s {i}",) for i in range(600)], [i % 2 for i in range(600)])
     assert len(study_tuned.training_subset(pool, "mrpc-n250", 3)[1]) == 250
+
+
+def test_the_verdict_names_what_survives_holm_and_which_way():
+    def row(right, metric, mean, p_holm):
+        return {
+            "task": "mrpc",
+            "left": "sse-se",
+            "right": right,
+            "left_arm": "sse-se-p0.02",
+            "right_arm": right,
+            "metric": metric,
+            "mean": mean,
+            "low": mean - 0.01,
+            "high": mean + 0.01,
+            "p_holm": p_holm,
+        }
+
+    rows = [
+        row("baseline", "primary", 0.02, 0.01),  # higher score, significant: better
+        row("baseline", "nll", 0.03, 0.02),  # higher NLL, significant: worse
+        row("baseline", "ece", -0.01, 0.30),  # not significant: not named
+        row("neftune", "ece", -0.02, 0.04),  # lower ECE, significant: better
+    ]
+    lines = study_tuned_report.verdict_table(rows)
+    assert lines[2].startswith("| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (0.01) | +0.0300")
+    assert lines[2].endswith("| better on task metric; worse on NLL |")
+    assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200")
+    assert lines[3].endswith("| better on ECE |") and len(lines) == 4
