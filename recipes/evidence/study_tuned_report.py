@@ -11,253 +11,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 
 import numpy as np
 
 from recipes.evidence import tuned_plan as plan
-from recipes.evidence.calibration import calibration_metrics, fit_temperature, reliability, softmax
-from recipes.evidence.holm import holm, paired_p
-from recipes.evidence.paired import mean_interval
-from recipes.evidence.tuned_scores import carved_choice
+from recipes.evidence.calibration import reliability, softmax
+from recipes.evidence.tuned_comparisons import comparisons, fmt, scale_of, verdict_table
+from recipes.evidence.tuned_records import (
+    REGIMES,
+    chosen,
+    load,
+    margins_to_logits,
+    reference,
+    run_metrics,
+    write_labels,
+)
 
-METRICS = ("primary", "nll", "ece", "brier")
-HIGHER_IS_BETTER = {"primary": True, "accuracy": True, "nll": False, "ece": False, "brier": False}
 # A regime "learned" when its tuned baseline clears the trivial reference by this much on dev (points of the
 # task metric; MCC in points too) and its dev NLL is below the class-prior cross-entropy.
 LEARNED_MARGIN = 5.0
-REGIMES = (*plan.TASKS, *plan.CURVE_REGIMES)
-
-
-def write_labels(glue_dir: str, records: str) -> None:
-    """Per task, `labels.json`: the carved and dev labels (as the study indexes them) and the class counts of
-    the training rows, so the report and anyone else can recompute every figure from the records."""
-    from recipes.evidence.study_tuned import read_task
-
-    for task in plan.TASKS:
-        pool, carved, dev, names = read_task(glue_dir, task)
-        counts = [pool[1].count(i) for i in range(len(names))]
-        os.makedirs(os.path.join(records, task), exist_ok=True)
-        with open(os.path.join(records, task, "labels.json"), "w", encoding="utf-8") as handle:
-            json.dump({"names": names, "train_counts": counts, "carved": carved[1], "dev": dev[1]}, handle)
-
-
-def load(records: str) -> tuple[dict, dict]:
-    """(task -> arm -> seed -> record, task -> labels) of every record present."""
-    runs: dict[str, dict[str, dict[int, dict]]] = {}
-    labels: dict[str, dict] = {}
-    for task in REGIMES:
-        folder = os.path.join(records, task)
-        if not os.path.isdir(folder):
-            continue
-        label_path = os.path.join(records, plan.base_task(task), "labels.json")  # a curve regime shares its task's
-        if os.path.isfile(label_path):
-            with open(label_path, encoding="utf-8") as handle:
-                labels[task] = json.load(handle)
-        for arm in sorted(os.listdir(folder)):
-            if not os.path.isdir(os.path.join(folder, arm)):
-                continue
-            for name in os.listdir(os.path.join(folder, arm)):
-                if name.startswith("seed-") and name.endswith(".json"):
-                    with open(os.path.join(folder, arm, name), encoding="utf-8") as handle:
-                        record = json.load(handle)
-                    runs.setdefault(task, {}).setdefault(arm, {})[record["seed"]] = record
-    return runs, labels
-
-
-def margins_to_logits(margins: list[float]) -> np.ndarray:
-    return np.stack([np.zeros(len(margins)), np.asarray(margins, dtype=np.float64)], axis=1)
-
-
-def run_metrics(record: dict, labels: dict, task: str) -> dict[str, float]:
-    """A run's dev figures at its kept epoch, and its dev calibration after temperature scaling fitted on its
-    carved split."""
-    dev = record["epoch_scores"][record["kept_epoch"] - 1]["dev"]
-    figures = {
-        "primary": dev[plan.PRIMARY[plan.base_task(task)]],
-        "accuracy": dev["accuracy"],
-        "nll": dev["nll"],
-        "ece": dev["ece"],
-        "brier": dev["brier"],
-        "epoch": record["kept_epoch"],
-    }
-    if labels:
-        temperature = fit_temperature(margins_to_logits(record["carved_margins"]), np.array(labels["carved"]))
-        scaled = calibration_metrics(
-            softmax(margins_to_logits(record["dev_margins"]), temperature), np.array(labels["dev"])
-        )
-        figures.update(
-            {"temperature": temperature, "ts_nll": scaled["nll"], "ts_ece": scaled["ece"], "ts_brier": scaled["brier"]}
-        )
-    return figures
-
-
-def reference(labels: dict, task: str) -> dict[str, float]:
-    """The trivial references on dev: always the training majority class (accuracy, F1, MCC 0), and the
-    class-prior probabilities (cross-entropy, Brier, ECE)."""
-    from recipes.kit.glue_metrics import f1
-
-    counts = np.array(labels["train_counts"], dtype=np.float64)
-    prior = counts / counts.sum()
-    dev = np.array(labels["dev"])
-    majority = int(prior.argmax())
-    predictions = np.full(len(dev), majority)
-    accuracy = float((dev == majority).mean())
-    probs = np.tile(prior, (len(dev), 1))
-    scores = {"accuracy": accuracy, "f1": f1(predictions, dev), "matthews_correlation": 0.0}
-    scores["acc_and_f1"] = (scores["accuracy"] + scores["f1"]) / 2
-    return {
-        "primary": scores[plan.PRIMARY[plan.base_task(task)]],
-        "majority_class": labels["names"][majority],
-        **scores,
-        **calibration_metrics(probs, dev),
-    }
-
-
-def chosen(runs: dict, task: str) -> dict[str, str]:
-    """family -> its chosen arm (once its whole grid is recorded at the tuning seed): the baseline's learning
-    rate first, then each regulariser's setting."""
-    picks = {}
-    task_runs = runs.get(task, {})
-
-    def pick(arms: list[str]) -> str | None:
-        seed_one = {arm: task_runs.get(arm, {}).get(plan.TUNING_SEED) for arm in arms}
-        return carved_choice(seed_one, task) if all(seed_one.values()) else None
-
-    base = pick(list(plan.BASELINE_ARMS))
-    if base:
-        picks["baseline"] = base
-        for family, grid in plan.FAMILIES.items():
-            best = pick(list(grid))
-            if best:
-                picks[family] = best
-    return picks
-
-
-def fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
-    return (
-        "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{scale * value:.{digits}f}"
-    )
-
-
-def scale_of(metric: str) -> tuple[float, int]:
-    return (100.0, 1) if metric in ("primary", "accuracy") else (1.0, 4)
-
-
-COMPARISONS = [
-    ("sse-se", "baseline"),
-    ("sse-graph", "baseline"),
-    ("label-smoothing", "baseline"),
-    ("neftune", "baseline"),
-    ("sse-se", "label-smoothing"),
-    ("sse-se", "neftune"),
-    ("sse-graph", "label-smoothing"),
-    ("sse-graph", "neftune"),
-]
-
-
-# SSE's calibration against the cheap fix: each SSE arm as trained, against the tuned baseline after temperature
-# scaling fitted on its carved split (its "ts_" figures), on the metrics scaling can change.
-AGAINST_SCALING = [("sse-se", "baseline"), ("sse-graph", "baseline")]
-SCALED_METRICS = ("nll", "ece")
-SCALED = " + TS"  # suffix of a right-hand side read after temperature scaling
-
-
-def paired_row(task: str, labels: dict, left: tuple[str, str, dict], right: tuple[str, str, dict], metric: str):
-    """One paired comparison over the seeds both arms have (None below 2): left and right are (family, arm,
-    seed -> record); a right family ending in SCALED is read after temperature scaling."""
-    (left_family, left_arm, a), (right_family, right_arm, b) = left, right
-    seeds = sorted(set(a) & set(b) & set(plan.FINAL_SEEDS))
-    if len(seeds) < 2:
-        return None
-    right_metric = "ts_" + metric if right_family.endswith(SCALED) else metric
-    diffs = [
-        run_metrics(a[s], labels.get(task), task)[metric] - run_metrics(b[s], labels.get(task), task)[right_metric]
-        for s in seeds
-    ]
-    better = [d > 0 if HIGHER_IS_BETTER[metric] else d < 0 for d in diffs]
-    mean, low, high = mean_interval(diffs)
-    return {
-        "task": task,
-        "left": left_family,
-        "right": right_family,
-        "left_arm": left_arm,
-        "right_arm": right_arm + (SCALED if right_family.endswith(SCALED) else ""),
-        "metric": metric,
-        "seeds": seeds,
-        "mean": mean,
-        "low": low,
-        "high": high,
-        "ahead": sum(better),
-        "p": paired_p(diffs),
-    }
-
-
-def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
-    """Every paired comparison the page reports (these studies' and `extra`, the STS-B study's), with its CI,
-    seeds ahead, raw and Holm-adjusted p: Holm runs over all of them together."""
-    rows = list(extra)
-    for task in REGIMES:
-        picks = chosen(runs, task)
-
-        def side(family: str) -> tuple[str, str, dict]:
-            arm = picks[family.removesuffix(SCALED)]
-            return family, arm, runs[task][arm]
-
-        pairs = [(left, right, METRICS) for left, right in COMPARISONS]
-        if task in labels:
-            pairs += [(left, right + SCALED, SCALED_METRICS) for left, right in AGAINST_SCALING]
-        for left, right, metrics in pairs:
-            if left not in picks or right.removesuffix(SCALED) not in picks:
-                continue
-            for metric in metrics:
-                row = paired_row(task, labels, side(left), side(right), metric)
-                if row:
-                    rows.append(row)
-    for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
-        row["p_holm"] = adjusted
-    return rows
-
-
-def verdict_table(rows: list[dict]) -> list[str]:
-    """Per task, each SSE family against each competitor: the task metric and the calibration metrics, each as
-    mean difference [95% CI] (Holm p), and what survives Holm at 0.05."""
-    metrics = ("primary", *METRICS[1:])
-    lines = [
-        "| task | SSE | against | task metric | NLL | ECE | Brier | verdict (Holm p < 0.05) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    keyed = {(r["task"], r["left"], r["right"], r["metric"]): r for r in rows}
-    for task in REGIMES:
-        for left in ("sse-se", "sse-graph"):
-            for right in ("baseline", "label-smoothing", "neftune", "baseline" + SCALED):
-                found = {m: keyed.get((task, left, right, m)) for m in metrics}
-                shown = [r for r in found.values() if r]
-                if not shown:
-                    continue
-                cells, won, lost = [], [], []
-                for metric, row in found.items():
-                    if row is None:
-                        cells.append("")
-                        continue
-                    scale, digits = scale_of(metric)
-                    cells.append(
-                        f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, "
-                        f"{scale * row['high']:+.{digits}f}] ({fmt(row['p_holm'], digits=2)})"
-                    )
-                    if row["p_holm"] < 0.05:
-                        ahead = row["mean"] > 0 if HIGHER_IS_BETTER[metric] else row["mean"] < 0
-                        (won if ahead else lost).append("task metric" if metric == "primary" else metric.upper())
-                verdict = "; ".join(
-                    [f"better on {', '.join(won)}"] * bool(won) + [f"worse on {', '.join(lost)}"] * bool(lost)
-                )
-                lines.append(
-                    f"| {task} | {shown[0]['left_arm']} | {shown[0]['right_arm']} | {' | '.join(cells)} | "
-                    f"{verdict or 'no difference shown'} |"
-                )
-    return lines
 
 
 def arm_table(runs: dict, labels: dict, task: str) -> list[str]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recipe_helpers import sentiment_rows
-from recipes.evidence import job_queue, study_tuned, study_tuned_report, tuned_plan
+from recipes.evidence import job_queue, study_tuned, study_tuned_report, tuned_comparisons, tuned_plan
 from recipes.evidence.tuned_scores import carved_choice, select_epoch
 
 
@@ -216,7 +216,7 @@ def test_the_verdict_names_what_survives_holm_and_which_way():
         row("baseline", "ece", -0.01, 0.30),  # not significant: not named
         row("neftune", "ece", -0.02, 0.04),  # lower ECE, significant: better
     ]
-    lines = study_tuned_report.verdict_table(rows)
+    lines = tuned_comparisons.verdict_table(rows)
     assert lines[2].startswith("| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (0.01) | +0.0300")
     assert lines[2].endswith("| better on task metric; worse on NLL |")
     assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200")
