@@ -11,6 +11,7 @@ from recipes.evidence.paired import mean_interval
 from recipes.evidence.tuned_records import REGIMES, chosen, run_metrics
 
 METRICS = ("primary", "nll", "ece", "brier")
+METRIC_NAMES = {"primary": "task metric", "nll": "NLL", "ece": "ECE", "brier": "Brier"}
 HIGHER_IS_BETTER = {"primary": True, "accuracy": True, "nll": False, "ece": False, "brier": False}
 
 
@@ -127,7 +128,7 @@ def verdict_table(rows: list[dict]) -> list[str]:
                     )
                     if row["p_holm"] < 0.05:
                         ahead = row["mean"] > 0 if HIGHER_IS_BETTER[metric] else row["mean"] < 0
-                        (won if ahead else lost).append("task metric" if metric == "primary" else metric.upper())
+                        (won if ahead else lost).append(METRIC_NAMES[metric])
                 verdict = "; ".join(
                     [f"better on {', '.join(won)}"] * bool(won) + [f"worse on {', '.join(lost)}"] * bool(lost)
                 )

@@ -212,12 +212,14 @@ def test_the_verdict_names_what_survives_holm_and_which_way():
 
     rows = [
         row("baseline", "primary", 0.02, 0.01),  # higher score, significant: better
-        row("baseline", "nll", 0.03, 0.02),  # higher NLL, significant: worse
+        row("baseline", "brier", 0.03, 0.02),  # higher Brier, significant: worse
         row("baseline", "ece", -0.01, 0.30),  # not significant: not named
         row("neftune", "ece", -0.02, 0.04),  # lower ECE, significant: better
     ]
     lines = tuned_comparisons.verdict_table(rows)
-    assert lines[2].startswith("| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (0.01) | +0.0300")
-    assert lines[2].endswith("| better on task metric; worse on NLL |")
+    assert lines[2].startswith(
+        "| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (0.01) |  | -0.0100 [-0.0200, +0.0000] (0.30) | +0.0300"
+    )
+    assert lines[2].endswith("| better on task metric; worse on Brier |")
     assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200")
     assert lines[3].endswith("| better on ECE |") and len(lines) == 4
