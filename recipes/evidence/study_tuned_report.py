@@ -162,6 +162,31 @@ def reliability_plot(runs: dict, labels: dict, task: str, path: str) -> str | No
     return path
 
 
+def version_table(runs: dict) -> list[str]:
+    """Which code ran which records: commit and transformers version, with the runs of each. A study is one code
+    version; more than one is said in bold, above the table, so that it cannot be missed."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for task, arms in runs.items():
+        for arm, seeds in arms.items():
+            for seed, record in sorted(seeds.items()):
+                key = (record["code"]["commit"][:12], record["code"]["transformers"])
+                found.setdefault(key, []).append(f"{task}/{arm}/{seed}")
+    if not found:
+        return ["Code versions: no records yet."]
+    lines = []
+    if len(found) > 1:
+        lines += [
+            f"**These records come from {len(found)} code versions (commit, transformers), not one.** Read the "
+            "results page on what that does to the comparisons.",
+            "",
+        ]
+    lines += ["| commit | transformers | runs | which (task/arm/seed) |", "|---|---|---|---|"]
+    for (commit, transformers), which in sorted(found.items(), key=lambda item: -len(item[1])):
+        shown = ", ".join(which) if len(which) <= 12 else ", ".join(which[:12]) + f", ... ({len(which) - 12} more)"
+        lines.append(f"| {commit} | {transformers} | {len(which)} | {shown} |")
+    return lines
+
+
 def report(records: str, output: str) -> str:
     runs, labels = load(records)
     os.makedirs(os.path.dirname(output), exist_ok=True)
@@ -174,8 +199,7 @@ def report(records: str, output: str) -> str:
         "Brier summed over the two classes.",
         "",
     ]
-    versions = sorted({r["code"]["commit"] for t in runs.values() for a in t.values() for r in a.values()})
-    lines += [f"Code versions in these records: {', '.join(v[:12] for v in versions) or 'none yet'}.", ""]
+    lines += [*version_table(runs), ""]
     for task in [regime for regime in REGIMES if regime in runs]:
         size = plan.train_size(task)
         lines += [

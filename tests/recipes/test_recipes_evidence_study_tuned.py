@@ -223,3 +223,18 @@ def test_the_verdict_names_what_survives_holm_and_which_way():
     assert lines[2].endswith("| better on task metric; worse on Brier |")
     assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200")
     assert lines[3].endswith("| better on ECE |") and len(lines) == 4
+
+
+def test_the_report_says_in_bold_when_records_come_from_more_than_one_code_version():
+    def record(commit, transformers):
+        return {"code": {"commit": commit, "transformers": transformers}}
+
+    one = {"cola": {"baseline-lr0.0001": {1: record("a" * 40, "5.24.0"), 2: record("a" * 40, "5.24.0")}}}
+    lines = study_tuned_report.version_table(one)
+    assert (
+        lines[0].startswith("| commit |")
+        and lines[2] == "| aaaaaaaaaaaa | 5.24.0 | 2 | cola/baseline-lr0.0001/1, cola/baseline-lr0.0001/2 |"
+    )
+    mixed = {"cola": {"baseline-lr0.0001": {1: record("a" * 40, "5.24.0"), 2: record("a" * 40, "5.25.0")}}}
+    lines = study_tuned_report.version_table(mixed)
+    assert lines[0].startswith("**These records come from 2 code versions") and len(lines) == 6
