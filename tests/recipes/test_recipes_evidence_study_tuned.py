@@ -238,3 +238,33 @@ def test_the_report_says_in_bold_when_records_come_from_more_than_one_code_versi
     mixed = {"cola": {"baseline-lr0.0001": {1: record("a" * 40, "5.24.0"), 2: record("a" * 40, "5.25.0")}}}
     lines = study_tuned_report.version_table(mixed)
     assert lines[0].startswith("**These records come from 2 code versions") and len(lines) == 6
+
+
+def test_a_rerun_is_compared_with_its_record_margin_by_margin(tmp_path):
+    from recipes.evidence import tuned_rerun_check
+
+    def write(folder, commit, dev_margins, kept_epoch=2):
+        record = {
+            "task": "cola",
+            "arm": "sse-se-p0.05",
+            "seed": 2,
+            "kept_epoch": kept_epoch,
+            "epoch_scores": [{"dev": {"nll": 0.6}}, {"dev": {"nll": 0.5}}],
+            "carved_margins": [0.5, -1.25],
+            "dev_margins": dev_margins,
+            "code": {"commit": commit * 40, "transformers": "5.25.0"},
+        }
+        path = tmp_path / folder / "cola" / "sse-se-p0.05" / "seed-2.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+
+    write("ledger", "a", [0.1, 0.2, -0.3])
+    write("same", "b", [0.1, 0.2, -0.3])
+    write("moved", "b", [0.1, 0.25, -0.3], kept_epoch=1)
+    same = tuned_rerun_check.table(str(tmp_path / "ledger"), str(tmp_path / "same"))
+    assert (
+        same[2]
+        == "| cola/sse-se-p0.05/2 | aaaaaaa / transformers 5.25.0 | bbbbbbb / transformers 5.25.0 | same | identical | 0.0000 |"
+    )
+    moved = tuned_rerun_check.table(str(tmp_path / "ledger"), str(tmp_path / "moved"))
+    assert moved[2].endswith("| differs | identical | 0.0500 |")
