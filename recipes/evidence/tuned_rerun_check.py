@@ -29,16 +29,23 @@ def read_records(folder: str) -> dict[tuple[str, str, int], dict]:
 
 
 def compare(recorded: dict, rerun: dict) -> dict:
-    """How a rerun differs from its record: the largest margin difference, and whether the kept epoch, the epoch
-    scores and the margins are identical."""
+    """How a rerun differs from its record: whether the kept epoch, the epoch scores and the margins are
+    identical, and the largest difference of any epoch's score (any split, any metric) and of any margin."""
     margins = [
         abs(a - b) for key in ("carved_margins", "dev_margins") for a, b in zip(recorded[key], rerun[key], strict=True)
+    ]
+    scores = [
+        abs(recorded_epoch[split][metric] - rerun_epoch[split][metric])
+        for recorded_epoch, rerun_epoch in zip(recorded["epoch_scores"], rerun["epoch_scores"], strict=True)
+        for split in recorded_epoch
+        for metric in recorded_epoch[split]
     ]
     return {
         "recorded_by": f"{recorded['code']['commit'][:7]} / transformers {recorded['code']['transformers']}",
         "rerun_by": f"{rerun['code']['commit'][:7]} / transformers {rerun['code']['transformers']}",
         "same_epoch": recorded["kept_epoch"] == rerun["kept_epoch"],
         "same_scores": recorded["epoch_scores"] == rerun["epoch_scores"],
+        "max_score_diff": max(scores),
         "max_margin_diff": max(margins),
         "identical": recorded["kept_epoch"] == rerun["kept_epoch"]
         and recorded["epoch_scores"] == rerun["epoch_scores"]
@@ -50,8 +57,9 @@ def table(records: str, reruns: str) -> list[str]:
     """One row per rerun found in both folders."""
     ledger, again = read_records(records), read_records(reruns)
     lines = [
-        "| task / arm / seed | recorded by | rerun by | kept epoch | every epoch's scores | largest margin difference |",
-        "|---|---|---|---|---|---|",
+        "| task / arm / seed | recorded by | rerun by | kept epoch | every epoch's scores | largest score difference "
+        "| largest margin difference |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key in sorted(again):
         if key not in ledger:
@@ -60,7 +68,7 @@ def table(records: str, reruns: str) -> list[str]:
         lines.append(
             f"| {'/'.join(map(str, key))} | {found['recorded_by']} | {found['rerun_by']} | "
             f"{'same' if found['same_epoch'] else 'differs'} | {'identical' if found['same_scores'] else 'differ'} | "
-            f"{found['max_margin_diff']:.4f} |"
+            f"{found['max_score_diff']:.2g} | {found['max_margin_diff']:.4f} |"
         )
     return lines
 

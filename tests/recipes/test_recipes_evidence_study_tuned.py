@@ -264,7 +264,7 @@ def test_a_rerun_is_compared_with_its_record_margin_by_margin(tmp_path):
     same = tuned_rerun_check.table(str(tmp_path / "ledger"), str(tmp_path / "same"))
     assert (
         same[2]
-        == "| cola/sse-se-p0.05/2 | aaaaaaa / transformers 5.25.0 | bbbbbbb / transformers 5.25.0 | same | identical | 0.0000 |"
+        == "| cola/sse-se-p0.05/2 | aaaaaaa / transformers 5.25.0 | bbbbbbb / transformers 5.25.0 | same | identical | 0 | 0.0000 |"
     )
     moved = tuned_rerun_check.table(str(tmp_path / "ledger"), str(tmp_path / "moved"))
-    assert moved[2].endswith("| differs | identical | 0.0500 |")
+    assert moved[2].endswith("| differs | identical | 0 | 0.0500 |")
