@@ -42,9 +42,11 @@ def work(
     run: Callable[[Job], Any],
     study_dir: str,
     poll_seconds: float = 60.0,
+    before_each: Callable[[], None] = lambda: None,
 ) -> None:
     """Take the first ready, unrecorded, unclaimed job of `jobs()` (None stands for jobs that wait on a choice
-    not yet made) and run it; wait while only waiting or claimed jobs remain; stop when every job is recorded."""
+    not yet made) and run it; wait while only waiting or claimed jobs remain; stop when every job is recorded.
+    `before_each` runs before each job taken (the studies check there that their code has not changed)."""
     while True:
         waiting = False
         for job in jobs():
@@ -54,6 +56,7 @@ def work(
             if is_recorded(job):
                 continue
             if claim(study_dir, job):
+                before_each()
                 run(job)
                 break
             waiting = True

@@ -25,6 +25,7 @@ import numpy as np
 
 from recipes.evidence import job_queue
 from recipes.evidence.checkpoint import checkpoint_dir
+from recipes.evidence.code_version import check_unchanged, code_version
 from recipes.evidence.holm import paired_p
 from recipes.evidence.paired import mean_interval
 from recipes.evidence.records import DOCS_STUDY, OUTPUTS
@@ -155,7 +156,6 @@ def finetune(
     else:
         trainer.train()
     best = max(range(len(per_epoch)), key=lambda e: (per_epoch[e]["carved"]["spearman"], -e))
-    from recipes.evidence.study_tuned import code_version
 
     return {
         "study": "stsb",
@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             lambda job: os.path.isfile(record_path(args.records, job[1], job[2])),
             lambda job: run_job(args.glue_dir, args.records, args.study_dir, job),
             args.study_dir,
+            before_each=check_unchanged,
         )
     else:
         print(json.dumps(comparison(args.records), indent=2))

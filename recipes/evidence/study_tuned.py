@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -31,6 +29,7 @@ import numpy as np
 from recipes.evidence import job_queue
 from recipes.evidence import tuned_plan as plan
 from recipes.evidence.checkpoint import checkpoint_dir
+from recipes.evidence.code_version import check_unchanged, code_version
 from recipes.evidence.tuned_scores import carved_choice, epoch_scores, select_epoch
 
 Split = tuple[list[tuple[str, ...]], list[int]]
@@ -84,32 +83,6 @@ def max_length(pool: Split, tokenizer) -> tuple[int, float]:
     lengths = np.array([len(ids) for ids in tokenizer(*zip(*pool[0]))["input_ids"]])
     length = int(8 * np.ceil(np.quantile(lengths, plan.LENGTH_QUANTILE) / 8))
     return length, float((lengths > length).mean())
-
-
-def code_version() -> dict[str, str]:
-    """The commit the study runs from (with `+dirty` when the tree differs), and the library's version."""
-    import torch
-    import transformers
-
-    import sse_hf
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit, dirty = "unknown", ""
-    return {
-        "commit": commit + ("+dirty" if dirty else ""),
-        "sse_hf": sse_hf.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
 
 
 # ----- records ----------------------------------------------------------------------------------------------
@@ -279,6 +252,7 @@ def work(
         lambda job: run_job(glue_dir, records, study_dir, job, model_dir),
         study_dir,
         poll_seconds,
+        before_each=check_unchanged,
     )
 
 

@@ -3,6 +3,7 @@ run of the harness on a tiny BERT, and the report (trivial references, Holm, rel
 
 import json
 import os
+import subprocess
 
 import pandas as pd
 import pytest
@@ -268,3 +269,36 @@ def test_a_rerun_is_compared_with_its_record_margin_by_margin(tmp_path):
     )
     moved = tuned_rerun_check.table(str(tmp_path / "ledger"), str(tmp_path / "moved"))
     assert moved[2].endswith("| differs | identical | 0 | 0.0500 |")
+
+
+def test_a_worker_stops_when_the_code_under_it_moves_to_another_commit(tmp_path):
+    from recipes.evidence import code_version
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "study.py").write_text("A = 1\n")
+    git("add", "study.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    started = code_version.read_code_version(str(tmp_path))
+    code_version.check_unchanged(started, str(tmp_path))  # the same commit: the worker goes on
+    (tmp_path / "study.py").write_text("A = 2\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two")
+    with pytest.raises(RuntimeError, match="changed from commit .* frozen worktree"):
+        code_version.check_unchanged(started, str(tmp_path))
+    assert started["commit"] and "+dirty" not in started["commit"]
+
+
+def test_the_queue_checks_before_each_job_it_takes(tmp_path):
+    done, checks = [], []
+    jobs = [("cola", "a", 1), ("cola", "b", 1)]
+    job_queue.work(
+        lambda: jobs,
+        lambda job: job in done,
+        done.append,
+        str(tmp_path),
+        poll_seconds=0,
+        before_each=lambda: checks.append(len(done)),
+    )
+    assert done == jobs and checks == [0, 1]  # once before each job, before it runs
