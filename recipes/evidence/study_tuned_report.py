@@ -10,12 +10,12 @@ beside its records; afterwards the report needs nothing but `docs/study/tuned/ru
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 
 import numpy as np
 
+from recipes.evidence import stsb_report, study_stsb
 from recipes.evidence import tuned_plan as plan
 from recipes.evidence.calibration import reliability, softmax
 from recipes.evidence.tuned_comparisons import comparisons, fmt, scale_of, verdict_table
@@ -83,6 +83,8 @@ def tuning_table(runs: dict, task: str) -> list[str]:
     picks = chosen(runs, task)
     lines = [f"| family | setting | carved {select} | carved NLL | kept epoch | chosen |", "|---|---|---|---|---|---|"]
     for family, grid in [("baseline", plan.BASELINE_ARMS), *plan.FAMILIES.items()]:
+        if task in plan.CURVE_REGIMES and family not in ("baseline", *plan.CURVE_FAMILIES):
+            continue
         for arm in grid:
             record = runs.get(task, {}).get(arm, {}).get(plan.TUNING_SEED)
             if record is None:
@@ -187,6 +189,42 @@ def version_table(runs: dict) -> list[str]:
     return lines
 
 
+def curve_table(runs: dict, labels: dict, rows: list[dict]) -> list[str]:
+    """The learning curve as a regime map: per training size of its task, the tuned baseline against the trivial
+    reference, and the chosen SSE-SE arm against the tuned baseline (mean [95% CI] (Holm p), seeds ahead)."""
+    task = plan.base_task(plan.CURVE_REGIMES[0])
+    regimes = [r for r in (*plan.CURVE_REGIMES, task) if r in runs]
+    keyed = {(r["task"], r["left"], r["right"], r["metric"]): r for r in rows}
+    primary_name = plan.PRIMARY[task]
+    lines = [
+        f"| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline: {primary_name} | NLL | "
+        f"ECE | seeds ahead ({primary_name}) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for regime in regimes:
+        picks = chosen(runs, regime)
+        size = next(iter(next(iter(runs[regime].values())).values()))["train_size"]
+        base = picks.get("baseline")
+        cells = [
+            f"{plan.arm_settings(base)['learning_rate']:g}" if base else "pending",
+            (learned(runs, labels, regime) or "pending") if base else "pending",
+            picks.get("sse-se", "pending"),
+        ]
+        for metric in ("primary", "nll", "ece"):
+            row = keyed.get((regime, "sse-se", "baseline", metric))
+            scale, digits = scale_of(metric)
+            cells.append(
+                f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, "
+                f"{scale * row['high']:+.{digits}f}] (Holm {fmt(row['p_holm'], digits=2)})"
+                if row
+                else "not run yet"
+            )
+        primary = keyed.get((regime, "sse-se", "baseline", "primary"))
+        cells.append(f"{primary['ahead']}/{len(primary['seeds'])}" if primary else "")
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(records: str, output: str) -> str:
     runs, labels = load(records)
     os.makedirs(os.path.dirname(output), exist_ok=True)
@@ -222,29 +260,9 @@ def report(records: str, output: str) -> str:
         plot = reliability_plot(runs, labels, task, os.path.join(os.path.dirname(output), f"reliability-{task}.png"))
         if plot:
             lines += [f"![reliability {task}]({os.path.basename(plot)})", ""]
-    from recipes.evidence import study_stsb
-
     stsb_records = os.path.join(os.path.dirname(os.path.dirname(records)), "stsb", "runs")
     stsb = study_stsb.comparison(stsb_records)
-    zero_shot = os.path.join(stsb_records, "zero-shot.json")
-    if os.path.isfile(zero_shot):
-        with open(zero_shot, encoding="utf-8") as handle:
-            shot = json.load(handle)["dev"]
-        lines += [
-            "## STS-B (sentence embeddings, CoSENT, dev Spearman)",
-            "",
-            f"Zero-shot checkpoint (the trivial reference): Spearman {100 * shot['spearman']:.1f}, Pearson "
-            f"{100 * shot['pearson']:.1f}.",
-            "",
-        ]
-        if stsb:
-            lines += [
-                f"Tuned baseline {stsb['right_arm']}: {100 * stsb['base_mean']:.2f}; chosen SSE {stsb['left_arm']}: "
-                f"{100 * stsb['sse_mean']:.2f} (seeds {stsb['seeds'][0]}-{stsb['seeds'][-1]}).",
-                "",
-            ]
-        else:
-            lines += ["The fine-tunes are not complete yet (`python -m recipes.evidence.study_stsb run`).", ""]
+    lines += stsb_report.section(stsb_records)
     rows = comparisons(runs, labels, [stsb] if stsb else [])
     lines += [
         "## Verdicts: does SSE beat each competitor? (dev)",
@@ -254,6 +272,13 @@ def report(records: str, output: str) -> str:
         "baseline after temperature scaling fitted on its carved split.",
         "",
         *verdict_table(rows),
+        "",
+        f"## Learning curve: {plan.base_task(plan.CURVE_REGIMES[0]).upper()} by training size (dev)",
+        "",
+        "Each size is its own regime: its own seeded subsets, learning-rate grid, SSE-SE grid and paired seeds. "
+        "Holm p over every comparison of this report.",
+        "",
+        *curve_table(runs, labels, rows),
         "",
         "## Paired comparisons (dev)",
         "",

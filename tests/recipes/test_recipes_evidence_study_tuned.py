@@ -49,14 +49,14 @@ def test_carved_split_is_disjoint_reproducible_and_each_seed_draws_its_own_subse
         study_tuned.read_task(str(glue), "cola")
 
 
-def _fake(records, task, arm, seed, carved_score, nll=0.5):
-    """A record with only what the choices read: the carved scores of its epochs and the kept epoch."""
+def _fake(records, task, arm, seed, carved_score, nll=0.5, train_size=32):
+    """A record with only what the choices read: the carved scores of its epochs, the kept epoch and its size."""
     carved = dict.fromkeys(("accuracy", "acc_and_f1", "matthews_correlation"), carved_score)
     scores = [{"carved": {**carved, "nll": nll}, "dev": {}}]
     path = study_tuned.record_path(str(records), task, arm, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as handle:
-        json.dump({"seed": seed, "kept_epoch": 1, "epoch_scores": scores}, handle)
+        json.dump({"seed": seed, "kept_epoch": 1, "epoch_scores": scores, "train_size": train_size}, handle)
 
 
 def test_jobs_tune_the_learning_rate_first_then_wait_then_use_the_chosen_rate(tmp_path):
@@ -194,6 +194,33 @@ def test_the_learning_curve_is_regimes_of_one_task_each_tuned_with_only_sse_se(t
     assert ("mrpc-n250", "baseline-lr2e-05", 5, 2e-5) in ready and ("mrpc-n250", "sse-se-p0.1", 1, 2e-5) in ready
     pool = ([(f"s {i}",) for i in range(600)], [i % 2 for i in range(600)])
     assert len(study_tuned.training_subset(pool, "mrpc-n250", 3)[1]) == 250
+
+
+def test_the_learning_curve_table_is_one_row_per_training_size_smallest_first(tmp_path):
+    records = tmp_path / "records"
+    for regime, size in (("mrpc", 3268), ("mrpc-n250", 250)):
+        for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.7, 0.6, 0.65)):
+            _fake(records, regime, arm, 1, score, train_size=size)
+    for arm, score in zip(tuned_plan.FAMILIES["sse-se"], (0.6, 0.75, 0.5)):
+        _fake(records, "mrpc", arm, 1, score, train_size=3268)
+    runs, labels = study_tuned_report.load(str(records))
+    diff = {"task": "mrpc", "left": "sse-se", "right": "baseline", "seeds": [1, 2, 3, 4, 5], "ahead": 1}
+    rows = [
+        {**diff, "metric": "primary", "mean": -0.02, "low": -0.05, "high": 0.01, "p_holm": 0.5},
+        {**diff, "metric": "nll", "mean": 0.01, "low": 0.0, "high": 0.02, "p_holm": 1.0},
+    ]
+    lines = study_tuned_report.curve_table(runs, labels, rows)
+    assert lines[0].startswith(
+        "| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline: f1 |"
+    )
+    assert lines[2] == "| 250 | 2e-05 | pending | pending | not run yet | not run yet | not run yet |  |"
+    assert lines[3] == (
+        "| 3268 | 2e-05 | pending | sse-se-p0.05 | -2.0 [-5.0, +1.0] (Holm 0.50) | "
+        "+0.0100 [+0.0000, +0.0200] (Holm 1.00) | not run yet | 1/5 |"
+    )
+    assert len(lines) == 4  # mrpc-n1000 has no record: no row
+    curve_grids = {line.split(" | ")[0] for line in study_tuned_report.tuning_table(runs, "mrpc-n250")[2:]}
+    assert curve_grids == {"| baseline", "| sse-se"}  # the curve tunes SSE-SE only
 
 
 def test_the_verdict_names_what_survives_holm_and_which_way():
