@@ -62,7 +62,7 @@ def tuning_table(runs: dict, arms: list[str]) -> list[str]:
 def arm_rows(runs: dict, zero_shot: dict) -> list[str]:
     """Dev Spearman and Pearson per arm, mean ± sd over the final seeds, under the trivial references."""
     lines = [
-        "| arm | dev Spearman | dev Pearson | seeds | kept epochs | tokens swapped |",
+        "| arm | dev Spearman | dev Pearson | seeds | kept epochs | swap rate (of eligible tokens) |",
         "|---|---|---|---|---|---|",
         "| constant prediction (e.g. the training mean) | 0 (no ranking) | 0 | | | |",
         f"| zero-shot checkpoint (no training) | {100 * zero_shot['dev']['spearman']:.1f} | "
@@ -82,8 +82,8 @@ def arm_rows(runs: dict, zero_shot: dict) -> list[str]:
 
         stats = [r["sse_stats"].get("input", {}) for r in records]
         swapped = sum(s.get("tokens_swapped", 0) for s in stats)
-        seen = sum(s.get("tokens_seen", 0) for s in stats)
-        rate = f"{swapped / seen:.3f}" if seen else ""
+        eligible = sum(s.get("tokens_eligible", 0) for s in stats)
+        rate = f"{swapped / eligible:.4f}" if eligible else ""
         lines.append(
             f"| {arm} | {spread('spearman')} | {spread('pearson')} | {','.join(map(str, seeds))} | "
             f"{','.join(str(r['kept_epoch']) for r in records)} | {rate} |"

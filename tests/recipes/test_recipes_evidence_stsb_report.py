@@ -13,7 +13,7 @@ def _record(records, arm, seed, carved, dev, lr=2e-5, p=0.0, swapped=0):
         {"carved": {"spearman": carved - 0.01, "pearson": 0.0}, "dev": {"spearman": dev - 0.05, "pearson": 0.5}},
         {"carved": {"spearman": carved, "pearson": 0.0}, "dev": {"spearman": dev, "pearson": dev - 0.02}},
     ]
-    stats = {"input": {"tokens_seen": 1000, "tokens_swapped": swapped}} if p else {}
+    stats = {"input": {"tokens_seen": 2000, "tokens_eligible": 1000, "tokens_swapped": swapped}} if p else {}
     path = study_stsb.record_path(str(records), arm, seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as handle:
@@ -63,7 +63,7 @@ def test_a_fine_tune_below_the_zero_shot_score_did_not_learn(tmp_path):
     assert "| zero-shot checkpoint (no training) | 86.7 | 87.0 | | | |" in text
     assert "| constant prediction (e.g. the training mean) | 0 (no ranking) |" in text
     assert "| baseline-lr2e-05 | 86.5 ± 0.4 | 84.5 ± 0.4 | 1,2,3,4,5 | 2,2,2,2,2 |  |" in text
-    assert "| sse-se-p0.05 | 85.6 ± 0.4 |" in text and text.count("| 0.050 |") == 1  # 250 of 5,000 tokens swapped
+    assert "| sse-se-p0.05 | 85.6 ± 0.4 |" in text and text.count("| 0.0500 |") == 1  # 250 of 5,000 eligible
     assert "| baseline-lr2e-05 | 2e-05 | 0 | 85.0, 86.0 | 2 | 86.1 | yes |" in text
     assert "The zero-shot checkpoint scores 79.9 on the carved split." in text
     assert "not complete yet" not in text
