@@ -18,7 +18,7 @@ import numpy as np
 from recipes.evidence import stsb_report, study_stsb
 from recipes.evidence import tuned_plan as plan
 from recipes.evidence.calibration import reliability, softmax
-from recipes.evidence.tuned_comparisons import comparisons, fmt, scale_of, verdict_table
+from recipes.evidence.tuned_comparisons import comparisons, difference_cell, fmt, scale_of, verdict_table
 from recipes.evidence.tuned_records import (
     REGIMES,
     chosen,
@@ -197,8 +197,8 @@ def curve_table(runs: dict, labels: dict, rows: list[dict]) -> list[str]:
     keyed = {(r["task"], r["left"], r["right"], r["metric"]): r for r in rows}
     primary_name = plan.PRIMARY[task]
     lines = [
-        f"| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline: {primary_name} | NLL | "
-        f"ECE | seeds ahead ({primary_name}) |",
+        f"| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline (Holm p): {primary_name} | "
+        f"NLL | ECE | seeds ahead ({primary_name}) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for regime in regimes:
@@ -212,13 +212,7 @@ def curve_table(runs: dict, labels: dict, rows: list[dict]) -> list[str]:
         ]
         for metric in ("primary", "nll", "ece"):
             row = keyed.get((regime, "sse-se", "baseline", metric))
-            scale, digits = scale_of(metric)
-            cells.append(
-                f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, "
-                f"{scale * row['high']:+.{digits}f}] (Holm {fmt(row['p_holm'], digits=2)})"
-                if row
-                else "not run yet"
-            )
+            cells.append(difference_cell(row, metric) if row else "not run yet")
         primary = keyed.get((regime, "sse-se", "baseline", "primary"))
         cells.append(f"{primary['ahead']}/{len(primary['seeds'])}" if primary else "")
         lines.append(f"| {size} | " + " | ".join(cells) + " |")

@@ -100,6 +100,15 @@ def comparisons(runs: dict, labels: dict, extra: list[dict] = ()) -> list[dict]:
     return rows
 
 
+def difference_cell(row: dict, metric: str) -> str:
+    """One comparison as a table cell: mean difference [95% CI] (Holm p), in the metric's scale."""
+    scale, digits = scale_of(metric)
+    return (
+        f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, {scale * row['high']:+.{digits}f}] "
+        f"({fmt(row['p_holm'], digits=2)})"
+    )
+
+
 def verdict_table(rows: list[dict]) -> list[str]:
     """Per task, each SSE family against each competitor: the task metric and the calibration metrics, each as
     mean difference [95% CI] (Holm p), and what survives Holm at 0.05."""
@@ -121,11 +130,7 @@ def verdict_table(rows: list[dict]) -> list[str]:
                     if row is None:
                         cells.append("")
                         continue
-                    scale, digits = scale_of(metric)
-                    cells.append(
-                        f"{scale * row['mean']:+.{digits}f} [{scale * row['low']:+.{digits}f}, "
-                        f"{scale * row['high']:+.{digits}f}] ({fmt(row['p_holm'], digits=2)})"
-                    )
+                    cells.append(difference_cell(row, metric))
                     if row["p_holm"] < 0.05:
                         ahead = row["mean"] > 0 if HIGHER_IS_BETTER[metric] else row["mean"] < 0
                         (won if ahead else lost).append(METRIC_NAMES[metric])

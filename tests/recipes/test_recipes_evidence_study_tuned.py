@@ -211,12 +211,12 @@ def test_the_learning_curve_table_is_one_row_per_training_size_smallest_first(tm
     ]
     lines = study_tuned_report.curve_table(runs, labels, rows)
     assert lines[0].startswith(
-        "| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline: f1 |"
+        "| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline (Holm p): f1 |"
     )
     assert lines[2] == "| 250 | 2e-05 | pending | pending | not run yet | not run yet | not run yet |  |"
     assert lines[3] == (
-        "| 3268 | 2e-05 | pending | sse-se-p0.05 | -2.0 [-5.0, +1.0] (Holm 0.50) | "
-        "+0.0100 [+0.0000, +0.0200] (Holm 1.00) | not run yet | 1/5 |"
+        "| 3268 | 2e-05 | pending | sse-se-p0.05 | -2.0 [-5.0, +1.0] (0.50) | "
+        "+0.0100 [+0.0000, +0.0200] (1.00) | not run yet | 1/5 |"
     )
     assert len(lines) == 4  # mrpc-n1000 has no record: no row
     curve_grids = {line.split(" | ")[0] for line in study_tuned_report.tuning_table(runs, "mrpc-n250")[2:]}
