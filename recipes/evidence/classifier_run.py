@@ -53,15 +53,31 @@ def predict_logits(model, examples: list[dict[str, Any]], collator, batch_size: 
 
 class EpochLogits(TrainerCallback):
     """Keeps the logits of each evaluation split at the end of every epoch: the study picks the epoch on the
-    carved split and reports dev at that epoch, without checkpoints."""
+    carved split and reports dev at that epoch, without checkpoints.
 
-    def __init__(self, splits: dict[str, list[dict[str, Any]]], collator):
+    With `keep` (the epochs' logits so far -> the index of the epoch to keep), it also keeps a copy of the
+    weights of the epoch `keep` picks, so that splits scored only at the kept epoch (`kept_logits`) need no
+    evaluation at every epoch."""
+
+    def __init__(self, splits: dict[str, list[dict[str, Any]]], collator, keep=None):
         self.splits = splits
         self.collator = collator
+        self.keep = keep
         self.logits: list[dict[str, np.ndarray]] = []
+        self.kept_weights: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self.logits.append({name: predict_logits(model, rows, self.collator) for name, rows in self.splits.items()})
+        if self.keep is not None and self.keep(self.logits) == len(self.logits) - 1:
+            self.kept_weights = {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+    def kept_logits(self, model, splits: dict[str, list[dict[str, Any]]]) -> dict[str, np.ndarray]:
+        """Logits of `splits` under the kept epoch's weights (the model's own weights are restored after)."""
+        current = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        model.load_state_dict(self.kept_weights)
+        logits = {name: predict_logits(model, rows, self.collator) for name, rows in splits.items()}
+        model.load_state_dict(current)
+        return logits
 
 
 def finetune(
@@ -82,21 +98,30 @@ def finetune(
     sse_graph: str | None = None,
     neftune_noise_alpha: float | None = None,
     label_smoothing_factor: float = 0.0,
+    config_overrides: dict[str, Any] | None = None,
+    training_overrides: dict[str, Any] | None = None,
+    kept_splits: dict[str, tuple[list[tuple[str, ...]], list[int]]] | None = None,
+    keep=None,
 ) -> dict[str, Any]:
-    """Train one arm; return per-epoch probabilities of every split, the training-loss log and the SSE counts."""
+    """Train one arm; return per-epoch probabilities of every split, the training-loss log and the SSE counts.
+
+    `config_overrides` set model config fields (dropout, say); `training_overrides` set TrainingArguments fields.
+    `kept_splits` are scored once, at the epoch `keep` picks from the per-epoch logits of `splits`."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     collator = DataCollatorWithPadding(tokenizer)
     train_rows = encode(tokenizer, *train, max_length)
     eval_rows = {name: encode(tokenizer, *split, max_length) for name, split in splits.items()}
     torch.manual_seed(seed)  # the fresh classification head
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels)
-    epoch_logits = EpochLogits(eval_rows, collator)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=num_labels, **(config_overrides or {})
+    )
+    epoch_logits = EpochLogits(eval_rows, collator, keep if kept_splits else None)
     callbacks: list[TrainerCallback] = [epoch_logits]
     sse_callback = None
     if sse_p > 0:
         sse_callback = SSECallback(SSEConfig(p=sse_p, graph=sse_graph), tokenizer=tokenizer)
         callbacks.append(sse_callback)
-    args = TrainingArguments(
+    settings = dict(
         output_dir=output_dir,
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
@@ -116,6 +141,8 @@ def finetune(
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
     )
+    settings.update(training_overrides or {})
+    args = TrainingArguments(**settings)
     trainer = Trainer(
         model=model,
         args=args,
@@ -136,6 +163,10 @@ def finetune(
         {name: softmax(logits).tolist() for name, logits in epoch.items()} for epoch in epoch_logits.logits
     ]
     logits = [{name: logits.tolist() for name, logits in epoch.items()} for epoch in epoch_logits.logits]
+    kept = {}
+    if kept_splits:
+        kept_rows = {name: encode(tokenizer, *split, max_length) for name, split in kept_splits.items()}
+        kept = {name: values.tolist() for name, values in epoch_logits.kept_logits(model, kept_rows).items()}
     return {
         "train_runtime": result.metrics.get("train_runtime"),
         "train_loss": result.metrics.get("train_loss"),
@@ -144,5 +175,6 @@ def finetune(
         "sse_stats": stats,
         "epoch_logits": logits,
         "epoch_probabilities": probabilities,
+        "kept_logits": kept,
         "finite": all(math.isfinite(loss) for _, loss in losses),
     }
