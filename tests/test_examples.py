@@ -79,6 +79,7 @@ def test_the_readme_shows_the_lines_of_the_tested_script():
     block = readme_block("### In your own script")
     script = (EXAMPLES / "own_script.py").read_text()
     lines = [line.strip() for line in block.splitlines() if line.strip() not in ("", "...")]
+    assert lines.pop(0).startswith("# A sketch")  # the block says what it is; the rest are the script's lines
     assert len(lines) >= 3 and all(line in script for line in lines), [line for line in lines if line not in script]
 
 
@@ -143,5 +144,17 @@ def test_choose_p_example_searches_p_and_saves_the_best_trials_config(tmp_path):
 
 
 def test_the_readme_shows_the_tested_search():
-    block = readme_block("### Choosing p")  # the body of choose_p.main, shown at the top level
-    assert textwrap.indent(block, "    ") in (EXAMPLES / "choose_p.py").read_text()
+    """The block's imports are the example's; its body is the body of choose_p.main, shown at the top level."""
+    lines = readme_block("### Choosing p").splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip() and not line.startswith(("#", "import", "from")))
+    header, body = lines[:start], "".join(lines[start:])
+    script = (EXAMPLES / "choose_p.py").read_text()
+
+    def imported(text: str) -> set[str]:
+        found = set(re.findall(r"^import (\w+)", text, re.M))
+        for module, names in re.findall(r"^from ([\w.]+) import (.+)$", text, re.M):
+            found |= {f"{module}.{name.strip()}" for name in names.split(",")}
+        return found
+
+    assert imported("".join(header)) and imported("".join(header)) <= imported(script)
+    assert textwrap.indent(body, "    ") in script

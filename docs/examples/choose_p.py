@@ -15,6 +15,13 @@ from transformers import Trainer, TrainingArguments
 from sse_hf import SSECallback, SSEConfig, best_sse_config, sse_hp_space
 
 
+def tiny_tokenizer() -> transformers.BertTokenizer:
+    """A WordPiece tokenizer over the tiny model's 100 ids (5 special tokens, 95 words), built in place so that the
+    example needs no download: pass yours (SSE then draws only the tokenizer's real words)."""
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"word{i}" for i in range(95)]
+    return transformers.BertTokenizer(vocab={word: i for i, word in enumerate(words)})
+
+
 def tiny_data(rows: int, seed: int) -> Dataset:
     """Made-up token ids and labels: stand-ins for a tokenized training file and a split carved from it."""
     generator = torch.Generator().manual_seed(seed)
@@ -30,6 +37,7 @@ def model_init():
 
 
 def main(output_dir: str = "choose_p_out"):
+    tok = tiny_tokenizer()
     train_split, held_out = tiny_data(32, seed=0), tiny_data(16, seed=1)
     args = TrainingArguments(
         output_dir=output_dir,
@@ -42,7 +50,7 @@ def main(output_dir: str = "choose_p_out"):
     )
     transformers.set_seed(0)
 
-    callback = SSECallback(SSEConfig(seed=0))
+    callback = SSECallback(SSEConfig(seed=0), tokenizer=tok)
     trainer = Trainer(
         model_init=model_init, args=args, train_dataset=train_split, eval_dataset=held_out, callbacks=[callback]
     )
