@@ -38,3 +38,16 @@ def test_the_namespace_exports_what_a_user_calls_and_one_path_per_name():
     from sse_hf import patch
 
     assert "SSEHandle" not in patch.__all__ and "get_handle" not in patch.__all__  # SSEHandle lives in sse_hf.handle
+
+
+def test_the_project_files_agree_with_the_package():
+    """LICENSE is the license pyproject declares; CITATION.cff names the package's version and the paper."""
+    import yaml
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    project = read_configuration(ROOT / "pyproject.toml")["project"]
+    assert project["license"] == "Apache-2.0" and "Apache License" in (ROOT / "LICENSE").read_text()
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["version"] == sse_hf.__version__ and citation["license"] == project["license"]
+    assert "1905.10630" in citation["preferred-citation"]["url"]
+    assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
