@@ -2,7 +2,7 @@
 validity gates, each arm's test scores beside the trivial references, the paired differences and the verdict
 by the pre-registered rule.
 
-    python -m recipes.evidence.overfit_report --data ../shared/data/imdb-2000.csv   # writes docs/study/overfit/report.md
+    python -m recipes.evidence.overfit_report --data ../shared/data/imdb-2000.csv   # report.md, curves.png, paired.png
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from recipes.evidence import overfit_plan as plan
 from recipes.evidence import overfit_rules as rules
 from recipes.evidence import study_overfit as study
 from recipes.evidence.calibration import nll
-from recipes.evidence.paired import mean_interval
+from recipes.evidence.paired import draw_paired_row, mean_interval
 
 REPORT = os.path.join(os.path.dirname(plan.RECORDS_DIR), "report.md")
 
@@ -86,7 +86,54 @@ def arm_rows(runs: list[dict], labels: dict[str, list[int]]) -> dict[str, list[f
     return rows
 
 
-def report(data: str, records: str = plan.RECORDS_DIR) -> str:
+def plot_curves(arms: dict[str, list[dict]], path: str) -> str:
+    """Per epoch, each arm's mean choice NLL, choice accuracy and training loss over its final seeds: where the
+    baseline over-fits and where each arm's kept epochs fall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, runs in arms.items():
+        epochs = np.arange(1, len(runs[0]["choice_scores"]) + 1)
+        series = {
+            "choice NLL": [[s["nll"] for s in run["choice_scores"]] for run in runs],
+            "choice accuracy": [[s["accuracy"] for s in run["choice_scores"]] for run in runs],
+            "training loss": [run["epoch_train_loss"] for run in runs],
+        }
+        for axis, (label, values) in zip(axes, series.items()):
+            axis.plot(epochs, np.mean(values, axis=0), marker="o", markersize=3, label=name)
+            axis.set_title(f"{label} (mean of {len(runs)} seeds)")
+            axis.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_paired(accuracy_diffs: list[float], nll_diffs: list[float], path: str) -> str:
+    """Each seed's SSE-SE minus baseline difference on the two endpoints, with the mean and its 95% CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 2.4))
+    for axis, diffs, label in zip(axes, (accuracy_diffs, nll_diffs), ("test accuracy (points)", "scaled test NLL")):
+        draw_paired_row(axis, 0, diffs)
+        axis.axvline(0, color="black", linewidth=0.8)
+        axis.set_yticks([])
+        axis.set_title(f"SSE-SE minus baseline: {label}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def report(data: str, records: str = plan.RECORDS_DIR, figures: str | None = None) -> str:
+    """The report's Markdown; with `figures` (a folder), its plots are written there and linked."""
     splits = study.read_splits(data)
     labels = {"choice": splits["choice"][1], "test": splits["test"][1]}
     test = np.asarray(labels["test"])
@@ -119,11 +166,15 @@ def report(data: str, records: str = plan.RECORDS_DIR) -> str:
         done = sum(study.load_record(records, baseline, s) is not None for s in plan.FINAL_SEEDS)
         return "\n".join([*lines, f"{done} of {len(plan.FINAL_SEEDS)} final seeds recorded: the gates wait.", ""])
     lines += gate_lines(verdict)
+    base_runs = [study.load_record(records, baseline, seed) for seed in plan.FINAL_SEEDS]
+    sse_runs = [study.load_record(records, sse, seed) for seed in plan.FINAL_SEEDS] if sse else []
+    if figures:
+        arms = {baseline: base_runs, **({sse: sse_runs} if sse_runs and None not in sse_runs else {})}
+        plot_curves(arms, os.path.join(figures, "curves.png"))
+        lines += ["", "![Choice NLL, choice accuracy and training loss per epoch](curves.png)"]
     if not verdict["valid"]:
         lines += ["", "**The study is void** by its gates: not a refutation. A new plan version must run.", ""]
         return "\n".join(lines)
-    sse_runs = [study.load_record(records, sse, seed) for seed in plan.FINAL_SEEDS]
-    base_runs = [study.load_record(records, baseline, seed) for seed in plan.FINAL_SEEDS]
     lines += ["", "The gates pass: the study is valid.", "", "## Test split (800 reviews), 20 paired seeds", ""]
     if any(run is None for run in sse_runs):
         done = sum(run is not None for run in sse_runs)
@@ -152,6 +203,9 @@ def report(data: str, records: str = plan.RECORDS_DIR) -> str:
             f"| {e['ahead']} of {len(plan.FINAL_SEEDS)} | {e['p']:.3f} | {e['holm']:.3f} |"
         )
     lines += ["", f"**Verdict by the pre-registered rule: {decided['verdict']}.**", ""]
+    if figures:
+        plot_paired(accuracy_diffs, nll_diffs, os.path.join(figures, "paired.png"))
+        lines += ["![Per-seed differences, mean and 95% CI](paired.png)", ""]
     raw = [a - b for a, b in zip(treated["nll"], base["nll"])]
     mean, low, high = mean_interval(raw)
     lines += [
@@ -168,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", default=plan.RECORDS_DIR)
     parser.add_argument("--out", default=REPORT)
     args = parser.parse_args(argv)
-    text = report(args.data, args.records)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    text = report(args.data, args.records, figures=os.path.dirname(args.out))
     with open(args.out, "w", encoding="utf-8") as handle:
         handle.write(text)
     print(text)
