@@ -2,9 +2,11 @@
 run of the harness on a tiny BERT, and the report (trivial references, Holm, reliability plot)."""
 
 import json
+import math
 import os
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -134,14 +136,20 @@ def test_a_real_run_records_every_epoch_and_the_report_shows_references_and_holm
     # the training rows are 2/3 class 1: always-1 scores 2/3 of dev; MCC of any constant is 0
     assert "| trivial reference (always '1'; class prior) | 0.0 | 66.7 |" in text
     assert "Seeds 1-2 for every row." in text and "| sse-se: sse-se-p0.1 |" in text
-    rows = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1 |")]
-    paired = [line for line in rows if line.count("|") == 10]  # one metric per row, with its Holm column
-    # 4 metrics against the baseline, then NLL and ECE against the baseline after temperature scaling
-    assert [line.split(" | ")[3] for line in paired] == ["primary", "nll", "ece", "brier", "nll", "ece"]
-    assert [" + TS |" in line for line in paired] == [False] * 4 + [True] * 2
+    rows = [line for line in text.splitlines() if line.startswith("| cola | sse-se-p0.1")]
+    paired = [line for line in rows if line.count("|") == 11]  # one metric per row, with its family and Holm p
+    # 4 metrics against the baseline (the primary family), then NLL, ECE and Brier with both arms temperature-scaled
+    assert [line.split(" | ")[3] for line in paired] == ["primary", "nll", "ece", "brier", "nll", "ece", "brier"]
+    assert all(
+        line.split(" | ")[1] == "sse-se-p0.1 + TS" and line.split(" | ")[2].endswith(" + TS") for line in paired[4:]
+    )
+    assert [line.split(" | ")[8] for line in paired] == ["primary"] * 4 + ["exploratory"] * 3
+    assert all(line.endswith("| n/a |") for line in paired[4:])  # exploratory: no adjusted p
     verdicts = [line for line in rows if line.count("|") == 9]  # one competitor per row, every metric in it
-    assert len(verdicts) == 2 and verdicts[0].endswith("| no difference shown |")
+    assert len(verdicts) == 2 and verdicts[0].endswith("| none |") and "(Holm " in verdicts[0]
     assert " + TS |  | " in verdicts[1]  # scaling leaves the task metric as it is: no cell for it
+    assert "| exploratory: " in verdicts[1] and "(p " in verdicts[1]  # exploratory: the unadjusted p, labelled
+    assert "first step needs abs(t) >" in text and "| cola | baseline: baseline-lr" in text
     assert (tmp_path / "report" / "reliability-cola.png").stat().st_size > 0
 
 
@@ -206,25 +214,26 @@ def test_the_learning_curve_table_is_one_row_per_training_size_smallest_first(tm
     runs, labels = study_tuned_report.load(str(records))
     diff = {"task": "mrpc", "left": "sse-se", "right": "baseline", "seeds": [1, 2, 3, 4, 5], "ahead": 1}
     rows = [
-        {**diff, "metric": "primary", "mean": -0.02, "low": -0.05, "high": 0.01, "p_holm": 0.5},
-        {**diff, "metric": "nll", "mean": 0.01, "low": 0.0, "high": 0.02, "p_holm": 1.0},
+        {**diff, "metric": "primary", "mean": -0.02, "low": -0.05, "high": 0.01, "p": 0.1, "p_holm": 0.5},
+        {**diff, "metric": "nll", "mean": 0.01, "low": 0.0, "high": 0.02, "p": 0.3, "p_holm": 1.0},
     ]
+    rows = [{**row, "family": "primary"} for row in rows]
     lines = study_tuned_report.curve_table(runs, labels, rows)
     assert lines[0].startswith(
-        "| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline (Holm p): f1 |"
+        "| training rows | tuned lr | tuned baseline | chosen SSE-SE | SSE-SE minus baseline: f1 |"
     )
     assert lines[2] == "| 250 | 2e-05 | pending | pending | not run yet | not run yet | not run yet |  |"
     assert lines[3] == (
-        "| 3268 | 2e-05 | pending | sse-se-p0.05 | -2.0 [-5.0, +1.0] (0.50) | "
-        "+0.0100 [+0.0000, +0.0200] (1.00) | not run yet | 1/5 |"
+        "| 3268 | 2e-05 | pending | sse-se-p0.05 | -2.0 [-5.0, +1.0] (Holm 0.50) | "
+        "+0.0100 [+0.0000, +0.0200] (Holm 1.00) | not run yet | 1/5 |"
     )
     assert len(lines) == 4  # mrpc-n1000 has no record: no row
     curve_grids = {line.split(" | ")[0] for line in study_tuned_report.tuning_table(runs, "mrpc-n250")[2:]}
     assert curve_grids == {"| baseline", "| sse-se"}  # the curve tunes SSE-SE only
 
 
-def test_the_verdict_names_what_survives_holm_and_which_way():
-    def row(right, metric, mean, p_holm):
+def test_the_verdict_names_what_clears_0_05_on_holm_in_the_family_and_on_the_raw_p_when_exploratory():
+    def row(right, metric, mean, p, p_holm, family="primary"):
         return {
             "task": "mrpc",
             "left": "sse-se",
@@ -235,22 +244,181 @@ def test_the_verdict_names_what_survives_holm_and_which_way():
             "mean": mean,
             "low": mean - 0.01,
             "high": mean + 0.01,
+            "p": p,
             "p_holm": p_holm,
+            "family": family,
         }
 
+    nan = float("nan")
     rows = [
-        row("baseline", "primary", 0.02, 0.01),  # higher score, significant: better
-        row("baseline", "brier", 0.03, 0.02),  # higher Brier, significant: worse
-        row("baseline", "ece", -0.01, 0.30),  # not significant: not named
-        row("neftune", "ece", -0.02, 0.04),  # lower ECE, significant: better
+        row("baseline", "primary", 0.02, 0.001, 0.01),  # higher score, significant after Holm: better
+        row("baseline", "brier", 0.03, 0.004, 0.02),  # higher Brier, significant after Holm: worse
+        row("baseline", "nll", 0.03, 0.01, 0.06),  # below 0.05 only before Holm: not named
+        row("baseline", "ece", -0.01, 0.20, 0.30),  # not significant: not named
+        row("neftune", "ece", -0.02, 0.04, nan, "exploratory"),  # lower ECE, raw p < 0.05: named, as exploratory
     ]
     lines = tuned_comparisons.verdict_table(rows)
     assert lines[2].startswith(
-        "| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (0.01) |  | -0.0100 [-0.0200, +0.0000] (0.30) | +0.0300"
+        "| mrpc | sse-se-p0.02 | baseline | +2.0 [+1.0, +3.0] (Holm 0.01) | +0.0300 [+0.0200, +0.0400] (Holm 0.06) | "
+        "-0.0100 [-0.0200, +0.0000] (Holm 0.30) | +0.0300"
     )
     assert lines[2].endswith("| better on task metric; worse on Brier |")
-    assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200")
-    assert lines[3].endswith("| better on ECE |") and len(lines) == 4
+    assert lines[3].startswith("| mrpc | sse-se-p0.02 | neftune |  |  | -0.0200 [-0.0300, -0.0100] (p 0.040) |")
+    assert lines[3].endswith("| exploratory: better on ECE |") and len(lines) == 4
+
+
+def _row(task, left, right, metric, p, **extra):
+    return {"task": task, "left": left, "right": right, "metric": metric, "p": p, **extra}
+
+
+def test_holm_adjusts_within_the_primary_family_only_and_every_other_comparison_stays_unadjusted():
+    rows = [
+        _row("mrpc", "sse-se", "baseline", "primary", 0.01),
+        _row("mrpc", "sse-graph", "baseline", "nll", 0.02),
+        _row("cola", "sse-se", "baseline", "brier", 0.04),
+        _row("mrpc", "sse-se", "label-smoothing", "primary", 0.001),  # against another regulariser
+        _row("mrpc-n1000", "sse-se", "baseline", "primary", 0.001),  # a curve regime
+        _row("mrpc", "label-smoothing", "baseline", "primary", 0.001),  # no SSE arm
+        _row("mrpc", "sse-se + TS", "baseline + TS", "nll", 0.001),  # both temperature-scaled
+        _row("rte", "sse-se", "baseline", "primary", 0.001),  # a task whose regularisers did not run
+        _row("stsb", "sse-se", "baseline", "spearman", 0.2, family="stsb"),  # another study's own family
+    ]
+    adjusted = tuned_comparisons.adjust_within_families(rows)
+    assert [r["family"] for r in adjusted] == ["primary"] * 3 + ["exploratory"] * 5 + ["stsb"]
+    # Holm over the 3 primary p only: 3 x 0.01, then max(0.03, 2 x 0.02), then max(0.04, 1 x 0.04)
+    assert [round(r["p_holm"], 10) for r in adjusted[:3]] == [0.03, 0.04, 0.04]
+    assert all(math.isnan(r["p_holm"]) for r in adjusted[3:8]) and adjusted[8]["p_holm"] == 0.2
+    assert tuned_comparisons.p_cell(adjusted[3]) == "p 0.001" and tuned_comparisons.p_cell(adjusted[0]) == "Holm 0.03"
+
+
+def _scored(seed, dev_margins, carved_margins, dev_labels, carved_labels, carved_score=0.7, **extra):
+    """A record with real dev scores computed from its margins, and the carved scores the choices read."""
+    from recipes.evidence.tuned_records import margins_to_logits
+    from recipes.evidence.tuned_scores import split_scores
+
+    dev = split_scores(margins_to_logits(dev_margins), np.array(dev_labels))
+    carved = {**split_scores(margins_to_logits(carved_margins), np.array(carved_labels)), "acc_and_f1": carved_score}
+    return {
+        "seed": seed,
+        "kept_epoch": 1,
+        "epoch_scores": [{"carved": carved, "dev": dev}],
+        "dev_margins": list(dev_margins),
+        "carved_margins": list(carved_margins),
+        **extra,
+    }
+
+
+def test_calibration_is_compared_with_both_arms_temperature_scaled_on_their_own_carved_split():
+    rng = np.random.default_rng(0)
+    dev_labels, carved_labels = list(rng.integers(0, 2, 60)), list(rng.integers(0, 2, 40))
+    labels = {"names": ["0", "1"], "train_counts": [30, 70], "dev": dev_labels, "carved": carved_labels}
+
+    def margins(truth, seed):
+        noise = np.random.default_rng(seed).normal(0, 1.5, len(truth))
+        return np.round(np.where(np.array(truth) == 1, 1.0, -1.0) + noise, 4)
+
+    base, sse = {}, {}
+    for seed in (1, 2, 3):
+        dev, carved = margins(dev_labels, seed), margins(carved_labels, 10 + seed)
+        base[seed] = _scored(seed, dev, carved, dev_labels, carved_labels)
+        # the same model, twice as confident: temperature scaling takes the factor out exactly
+        sse[seed] = _scored(seed, 2 * dev, 2 * carved, dev_labels, carved_labels)
+    left, right = (
+        ("sse-se" + tuned_comparisons.SCALED, "sse-se-p0.02", sse),
+        ("baseline + TS", "baseline-lr0.0001", base),
+    )
+    for metric in ("nll", "ece", "brier"):
+        row = tuned_comparisons.paired_row("mrpc", {"mrpc": labels}, left, right, metric)
+        assert abs(row["mean"]) < 1e-6, (metric, row["mean"])  # both scaled: the same probabilities
+        assert row["left_arm"] == "sse-se-p0.02 + TS" and row["right_arm"] == "baseline-lr0.0001 + TS"
+    unscaled = tuned_comparisons.paired_row("mrpc", {"mrpc": labels}, ("sse-se", "sse-se-p0.02", sse), right, "nll")
+    assert abs(unscaled["mean"]) > 0.01  # the unfair comparison: an unscaled arm against a scaled one differs
+
+
+def _mrpc_runs(f1_gain, choice_gains, nll=0.5):
+    """MRPC's learning-rate grid at seed 1 (lr 1e-4 wins on the carved split) and its 5 seeds, whose dev F1 and
+    acc_and_f1 clear the trivial reference by the given points; with the labels the references come from."""
+    dev_labels, carved_labels = [1] * 7 + [0] * 3, [1, 0, 1, 1]
+    labels = {"names": ["0", "1"], "train_counts": [30, 70], "dev": dev_labels, "carved": carved_labels}
+    ref = study_tuned_report.reference(labels, "mrpc")
+    runs = {"mrpc": {}}
+    for arm, score in zip(tuned_plan.BASELINE_ARMS, (0.6, 0.65, 0.7)):
+        runs["mrpc"][arm] = {}
+        seeds = tuned_plan.FINAL_SEEDS if arm == "baseline-lr0.0001" else (1,)
+        for seed, gain in zip(seeds, choice_gains):
+            dev = {
+                "f1": ref["f1"] + f1_gain / 100,
+                "acc_and_f1": ref["acc_and_f1"] + gain / 100,
+                "accuracy": 0.8,
+                "nll": nll,
+                "ece": 0.1,
+                "brier": 0.3,
+            }
+            runs["mrpc"][arm][seed] = {
+                "seed": seed,
+                "kept_epoch": 1,
+                "epoch_scores": [{"carved": {"acc_and_f1": score, "nll": 0.6}, "dev": dev}],
+                "dev_margins": [0.5] * 10,
+                "carved_margins": [0.5, -0.5, 0.5, 0.5],
+            }
+    return runs, {"mrpc": labels}
+
+
+def test_the_gate_table_shows_every_learned_rule_the_page_has_used():
+    # MRPC's history: F1 alone clears the constant answer by less than 5 points, the choice metric by more
+    runs, labels = _mrpc_runs(3.0, [6.0, 6.5, 7.0, 5.5, 6.0])
+    lines = study_tuned_report.gate_table(runs, labels)
+    assert lines[2].startswith("| mrpc | f1 +3.0 | acc_and_f1 +6.2 [+5.5, +6.9] | yes |")
+    assert lines[2].endswith("| did not learn | learned | learned |")
+    # a gain of a few points with a tight interval: the STS-B rule calls it learned, the page's rule does not
+    runs, labels = _mrpc_runs(0.8, [2.4, 2.0, 2.8, 2.2, 2.6])
+    assert study_tuned_report.gate_table(runs, labels)[2].endswith("| did not learn | did not learn | learned |")
+    # dev NLL above the class prior's fails the page's rules whatever the margin
+    runs, labels = _mrpc_runs(9.0, [9.0] * 5, nll=0.9)
+    assert study_tuned_report.gate_table(runs, labels)[2].endswith("| no | did not learn | did not learn | learned |")
+
+
+def test_the_fit_table_reads_the_last_epochs_training_loss_and_counts_seeds_whose_carved_nll_rose():
+    runs, _ = _mrpc_runs(3.0, [6.0] * 5)
+    for seed, record in runs["mrpc"]["baseline-lr0.0001"].items():
+        log = [[step, 1.0 if step <= 20 else 0.2 + 0.1 * seed] for step in range(5, 31, 5)]
+        record.update(steps=30, epochs=3, train_loss_log=json.dumps(log) if seed == 1 else log)
+        carved = [0.6, 0.5, 0.55 if seed <= 2 else 0.45]  # seeds 1-2 rose by the last epoch, 3-5 still falling
+        record["epoch_scores"] = [{"carved": {"acc_and_f1": 0.7, "nll": n}, "dev": {}} for n in carved]
+        record["kept_epoch"] = 2 if seed <= 2 else 3
+    lines = study_tuned_report.fit_table(runs)
+    # last epoch: steps 25 and 30 (after step 20 of 30); mean over seeds of 0.2 + 0.1 x seed = 0.5
+    assert lines[2] == "| mrpc | baseline: baseline-lr0.0001 | 0.50 | 2/5 | 3/5 |" and len(lines) == 3
+
+
+def test_holm_power_gives_the_critical_t_and_a_power_that_simulation_confirms():
+    from scipy import stats
+
+    from recipes.evidence import holm_power
+
+    assert holm_power.first_step_t(1, 5) == pytest.approx(2.776, abs=1e-3)  # t(0.975, 4 df), any table
+    assert holm_power.first_step_t(85, 5) == pytest.approx(9.88, abs=0.01)
+    assert holm_power.power(0.0, 1.0, 16, 5) == pytest.approx(0.05 / 16, rel=1e-6)  # no gain: the test's size
+    rng = np.random.default_rng(0)
+    draws = rng.normal(1.0, 2.0, size=(40_000, 5))
+    t = draws.mean(axis=1) / (draws.std(axis=1, ddof=1) / np.sqrt(5))
+    for family in (1, 4):
+        simulated = float((np.abs(t) > stats.t.ppf(1 - 0.05 / family / 2, 4)).mean())
+        assert holm_power.power(1.0, 2.0, family, 5) == pytest.approx(simulated, abs=0.01)
+    with pytest.raises(ValueError, match="sd must be positive"):
+        holm_power.power(1.0, 0.0, 1, 5)
+    # in the report, an arm identical to the baseline on every seed (no spread, no t) shows no power, not a crash
+    same = {
+        **_row("mrpc", "sse-se", "baseline", "primary", 1.0),
+        "family": "primary",
+        "seeds": [1, 2],
+        "low": 0,
+        "high": 0,
+    }
+    lines = study_tuned_report.power_table([same])
+    assert lines[2].startswith("| unadjusted | 1 | 12.71 |") and lines[2].endswith("| n/a |")
+    with pytest.raises(ValueError, match="seeds at least 2"):
+        holm_power.first_step_t(1, 1)
 
 
 def test_the_report_says_in_bold_when_records_come_from_more_than_one_code_version():
