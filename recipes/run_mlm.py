@@ -107,6 +107,13 @@ class ModelArguments:
                 "Pass --model_name_or_path to continue pre-training, or --config_name / --model_type to pre-train "
                 "from scratch."
             )
+        loaded = "--model_name_or_path" if self.model_name_or_path else "--config_name" if self.config_name else None
+        run_setup.warn_idle(
+            model_type=self.model_type and loaded and f"{loaded} gives the config",
+            tokenizer_vocab_size=self.tokenizer_vocab_size
+            and (self.tokenizer_name or self.model_name_or_path)
+            and "a tokenizer is loaded (--tokenizer_name or --model_name_or_path), so none is trained",
+        )
 
 
 @dataclass
@@ -155,6 +162,14 @@ class DataTrainingArguments:
             raise ValueError("Nothing to train on: pass --dataset_name, or --train_file (and --validation_file).")
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"--mlm_probability must be between 0 and 1, got {self.mlm_probability}.")
+        run_setup.warn_idle(
+            pad_to_max_length=self.pad_to_max_length
+            and not self.line_by_line
+            and "without --line_by_line the text is cut into blocks of exactly --max_seq_length tokens",
+            validation_split_percentage=self.validation_file is not None
+            and self.validation_split_percentage != 5
+            and "--validation_file is the held-out text",
+        )
 
 
 def load_corpus(data_args: DataTrainingArguments, cache_dir: str | None, seed: int) -> DatasetDict:
@@ -337,6 +352,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logger.warning(
             "--max_seq_length %d is longer than the model allows; using %d", data_args.max_seq_length, longest
         )
+    if data_args.line_by_line:  # each line is cut to max_seq_length with its special tokens; blocks have none added
+        run_setup.require_room_for_text(tokenizer, max_seq_length)
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
     with training_args.main_process_first(desc="dataset map pre-processing"):
         if data_args.line_by_line:

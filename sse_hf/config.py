@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import textwrap
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ class SSEConfig:
         default=None,
         metadata={
             "help": "SSE-Graph instead of SSE-SE: a graph file (.safetensors from SSEGraph.save, a .tsv/.jsonl edge "
-            "list or a .json mapping of token -> neighbours), or 'knn' to link each token to its graph_k nearest "
-            "neighbours in the model's own input embeddings. None (default) uses SSE-SE."
+            "list or a .json mapping of token -> neighbours; a .tsv of integers says in its first line whether they "
+            "are ids, source_id<TAB>target_id, or token text, source_token<TAB>target_token), or 'knn' to link each "
+            "token to its graph_k nearest neighbours in the model's own input embeddings. None (default) uses SSE-SE."
         },
     )
     graph_k: int = field(
@@ -118,10 +120,17 @@ class SSEConfig:
         self.p = check_probability("SSEConfig.p", self.p)
         if self.decoder_p is not None:
             self.decoder_p = check_probability("SSEConfig.decoder_p", self.decoder_p)
+        if isinstance(self.graph, os.PathLike):  # a pathlib.Path is a file path like its text; kept as text (JSON)
+            if os.fspath(self.graph) == "knn":
+                raise ValueError(
+                    f"SSEConfig.graph {self.graph!r} is a path, but the text 'knn' asks for the kNN graph: write "
+                    "graph='knn' for it, or './knn' for a file of that name."
+                )
+            self.graph = os.fspath(self.graph)
         if self.graph is not None and (not isinstance(self.graph, str) or not self.graph):
             raise ValueError(f"SSEConfig.graph must be a file path or 'knn', got {self.graph!r}.")
         if isinstance(self.graph, str) and self.graph != "knn" and self.graph.strip().lower() == "knn":
-            raise ValueError(f"SSEConfig.graph={self.graph!r}: write 'knn' (lower case) for the kNN graph.")
+            raise ValueError(f"SSEConfig.graph {self.graph!r}: write 'knn' (lower case) for the kNN graph.")
         self.graph_k = check_positive_int("SSEConfig.graph_k", self.graph_k)
         self.label_p = check_probability("SSEConfig.label_p", self.label_p)
         if not isinstance(self.table_p, dict):
@@ -140,7 +149,7 @@ class SSEConfig:
             "SSEConfig.p_warmup_ratio", self.p_warmup_ratio, low_open=False, high_open=True, what="a number"
         )
         if self.p_schedule == "linear_warmup" and self.p_warmup_ratio == 0:
-            raise ValueError("SSEConfig.p_schedule='linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
+            raise ValueError("SSEConfig.p_schedule 'linear_warmup' needs p_warmup_ratio > 0, e.g. 0.1.")
         for name in ("adaptive_start", "adaptive_full"):
             setattr(
                 self, name, check_fraction(f"SSEConfig.{name}", getattr(self, name), low_open=True, high_open=False)
@@ -224,6 +233,27 @@ class SSEConfig:
         return cls.from_dict(data)
 
 
+def _args_section(cls: type) -> str:
+    """An `Args:` section from the fields' own help (their single source), as transformers documents its classes."""
+    hints = typing.get_type_hints(cls)
+    lines = ["", "    Args:"]
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        kind = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        lines += textwrap.wrap(
+            f"{f.name} (`{kind}`, defaults to `{default!r}`): {f.metadata['help']}",
+            width=115,
+            initial_indent="        ",
+            subsequent_indent="            ",
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines) + "\n"
+
+
+SSEConfig.__doc__ += _args_section(SSEConfig)
+
+
 def config_field_types() -> dict[str, Any]:
     """SSEConfig's fields by name, with their types."""
     hints = typing.get_type_hints(SSEConfig)
@@ -242,3 +272,29 @@ def field_from_text(name: str, value: Any) -> Any:
                 f"--sse_table_p '{{\"token_type_embeddings\": 0.05}}'."
             ) from error
     return value
+
+
+def idle_fields(config: SSEConfig) -> dict[str, str]:
+    """The fields set away from their defaults that change nothing under the config's other fields, each with why:
+    for a warning where a user gave them (a value that silently does nothing is a setting the user believes in)."""
+    defaults = SSEConfig()
+    changed = {name for name in config_field_types() if getattr(config, name) != getattr(defaults, name)}
+    word_pieces = config.p > 0 or bool(config.decoder_p)
+    reasons: dict[str, str] = {}
+    if not config.is_active:  # the most general reason first: setdefault keeps it
+        others = ("graph", "graph_k", "p_schedule", "p_warmup_ratio", "adaptive_start", "adaptive_full")
+        for name in (*others, "exclude_token_ids", "swap_tokens", "seed"):
+            reasons[name] = "every swap probability (SSEConfig.p, decoder_p, label_p, table_p) is 0"
+    if config.p == 0:
+        reasons.setdefault("swap_tokens", "it picks which inputs SSEConfig.p swaps, and SSEConfig.p is 0")
+    if not word_pieces:
+        for name in ("graph", "graph_k", "exclude_token_ids"):
+            reasons.setdefault(name, "it acts on word-piece swaps, and SSEConfig.p is 0 (decoder_p unset)")
+    if config.graph != "knn":
+        reasons.setdefault("graph_k", "it is the neighbour count of SSEConfig.graph 'knn' only")
+    if config.p_schedule != "adaptive":
+        for name in ("adaptive_start", "adaptive_full"):
+            reasons.setdefault(name, f"it acts under SSEConfig.p_schedule 'adaptive' only, not {config.p_schedule!r}")
+    if config.p_schedule in ("constant", "adaptive"):
+        reasons.setdefault("p_warmup_ratio", f"SSEConfig.p_schedule {config.p_schedule!r} has no warm-up")
+    return {name: reason for name, reason in reasons.items() if name in changed}

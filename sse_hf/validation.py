@@ -1,6 +1,9 @@
-"""The checks of user-given values, in one place: one definition of an integer and of a number for every module.
+"""The checks of user-given values, in one place: one definition of an integer, a number and a switch for every
+module.
 
-Python and numpy integers count as integers, Python and numpy reals as numbers; bools count as neither.
+Python and numpy integers count as integers, Python and numpy reals as numbers; bools count as neither. A switch
+(a boolean option) is a bool, 0 or 1, or one of the texts the command line takes for it: `bool("false")` is True,
+so text read from a JSON or YAML file must never be tested for truth as it is.
 """
 
 from __future__ import annotations
@@ -8,6 +11,10 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
+
+# The texts HfArgumentParser takes for a boolean option (transformers.hf_argparser.string_to_bool), any case.
+TRUE_TEXTS = ("true", "yes", "t", "y", "1")
+FALSE_TEXTS = ("false", "no", "f", "n", "0")
 
 
 def is_integer(value: Any) -> bool:
@@ -53,3 +60,15 @@ def check_fraction(name: str, value: Any, *, low_open: bool, high_open: bool, wh
     if not inside:
         raise ValueError(f"{name} must be {what} in {interval}, got {value!r}.")
     return plain(value)
+
+
+def check_switch(name: str, value: Any) -> bool:
+    """`value` as a bool if it is a bool, 0 or 1, or a text the command line takes for one (true/false, yes/no, t/f,
+    y/n, 1/0, any case), else a ValueError naming `name`: a file's "false" must never count as true."""
+    if isinstance(value, bool):
+        return value
+    if is_integer(value) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_TEXTS + FALSE_TEXTS:
+        return value.strip().lower() in TRUE_TEXTS
+    raise ValueError(f"{name} must be true or false (or yes/no, 1/0), got {value!r}.")

@@ -159,3 +159,64 @@ def test_enumerated_fields_are_literals_whose_choices_help_lists_and_the_parser_
     with pytest.raises(SystemExit):
         parser.parse_args_into_dataclasses(["--sse_p_schedule", "cosine_decay"])
     assert "invalid choice: 'cosine_decay'" in capsys.readouterr().err
+
+
+def test_a_path_is_accepted_wherever_a_file_path_is(tmp_path, graph_tokenizer):
+    """pathlib.Path for every file path of the public API: SSEConfig.graph (kept as text, so it saves as JSON),
+    SSECallback, patch_model, SSEGraph's save, load and readers, and the config's own save and load."""
+    from pathlib import Path
+
+    from graph_helpers import VOCAB
+    from sse_hf import SSECallback, SSEGraph, patch_model
+    from tiny_models import tiny_bert
+
+    edges = tmp_path / "edges.tsv"
+    edges.write_text("good\tgreat\ngreat\tfine\n", encoding="utf-8")
+    config = SSEConfig(graph=edges)
+    assert config.graph == str(edges) and json.loads(json.dumps(config.to_dict()))["graph"] == str(edges)
+    assert SSEConfig.from_pretrained(Path(config.save_pretrained(tmp_path / "run"))) == config
+    assert SSECallback(graph=edges, tokenizer=graph_tokenizer).config.graph == str(edges)
+    graph = SSEGraph.from_file(edges, tokenizer=graph_tokenizer)
+    assert SSEGraph.from_edge_file(edges, tokenizer=graph_tokenizer).num_edges == graph.num_edges
+    saved = tmp_path / "graph.safetensors"
+    graph.save(saved)
+    assert SSEGraph.load(saved).num_edges == graph.num_edges
+    for source in (edges, saved):
+        model = tiny_bert(vocab_size=len(VOCAB))
+        patch_model(model, SSEConfig(p=0.5, graph=source), tokenizer=graph_tokenizer).remove()
+    with pytest.raises(ValueError, match=r"SSEConfig.graph PosixPath\('knn'\) is a path, but the text 'knn'"):
+        SSEConfig(graph=Path("knn"))
+
+
+@pytest.mark.parametrize(
+    "overrides, idle",
+    [
+        ({}, set()),
+        ({"graph_k": 5}, {"graph_k"}),
+        ({"graph": "knn", "graph_k": 5}, set()),
+        ({"p_warmup_ratio": 0.1}, {"p_warmup_ratio"}),
+        ({"p_schedule": "cosine", "p_warmup_ratio": 0.1}, set()),
+        ({"adaptive_start": 0.4}, {"adaptive_start"}),
+        ({"p_schedule": "adaptive", "adaptive_start": 0.4}, set()),
+        ({"p": 0, "seed": 3, "p_schedule": "cosine"}, {"seed", "p_schedule"}),
+        ({"p": 0, "label_p": 0.1, "graph": "knn", "swap_tokens": "prompt"}, {"graph", "swap_tokens"}),
+        ({"p": 0, "decoder_p": 0.1, "exclude_token_ids": [5]}, set()),
+    ],
+)
+def test_idle_fields_are_the_ones_set_that_change_nothing_under_the_others(overrides, idle):
+    from sse_hf.config import idle_fields
+
+    assert set(idle_fields(SSEConfig(**overrides))) == idle
+
+
+def test_the_docstring_documents_every_field_with_its_help_type_and_default():
+    """`help(SSEConfig)` has an Args section, built from the fields' own help: one source for the docs and the CLI."""
+    import dataclasses
+    import re
+
+    args = SSEConfig.__doc__.split("    Args:\n", 1)[1]
+    flat = " ".join(args.split())
+    for f in dataclasses.fields(SSEConfig):
+        assert re.search(rf"(^| ){f.name} \(`[^`]+`, defaults to `", flat), f.name
+        assert " ".join(f.metadata["help"].split()) in flat, f.name
+    assert "p_schedule (`Literal['constant'," in flat and "table_p (`dict[str, float]`, defaults to `{}`)" in flat

@@ -64,3 +64,16 @@ def test_numpy_scalars_are_accepted_in_every_module(tmp_path):
 def test_bools_are_refused_everywhere(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_switch_is_a_bool_0_or_1_or_the_command_lines_text_never_any_truthy_value():
+    """`bool("false")` is True: a switch read from a JSON or YAML file must be parsed, not tested for truth."""
+    from sse_hf.validation import check_switch
+
+    for text in ("false", "False", "FALSE", "0", "no", "n", "f", " false ", 0, False, np.int64(0)):
+        assert check_switch("sse", text) is False, text
+    for text in ("true", "True", "1", "yes", "y", "t", 1, True):
+        assert check_switch("sse", text) is True, text
+    for bad in ("maybe", "", "off", 2, -1, 0.0, 0.5, None, [False], {}):
+        with pytest.raises(ValueError, match=r"^sse must be true or false \(or yes/no, 1/0\), got"):
+            check_switch("sse", bad)

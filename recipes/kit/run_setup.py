@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import json
 import logging
 import os
 import sys
+import types
+import typing
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, NoReturn, Union
 
 import datasets
 import transformers
+import yaml
 from accelerate import PartialState
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
+
+from sse_hf.arguments import SSEArgumentError
+from sse_hf.validation import check_switch, is_integer, is_number
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +55,14 @@ def use_cpu_when_launched_without_accelerator() -> bool:
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = getattr(torch, "accelerator", None)
     has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    if not launched and "MASTER_ADDR" in os.environ and "LOCAL_RANK" not in os.environ:
+        logger.warning(
+            "This is one process, started by accelerate's single-process launcher (MASTER_ADDR is set, WORLD_SIZE is "
+            "not): with distributed_type NO, as in cpu.yaml, accelerate ignores --num_processes. For several "
+            "processes on the CPU, launch with --config_file recipes/accelerate_configs/multi_cpu.yaml."
+        )
+    if launched and not has_accelerator and _is_true(os.environ.get("ACCELERATE_USE_DEEPSPEED")):
+        return False  # DeepSpeed brings its own CPU accelerator; the gloo fallback would break ZeRO-3's partitions
     if launched and not has_accelerator:
         _fsdp_falls_back_to_data_parallel()
     if launched and not has_accelerator and "ACCELERATE_USE_CPU" not in os.environ:
@@ -53,13 +71,32 @@ def use_cpu_when_launched_without_accelerator() -> bool:
     return False
 
 
+def _is_true(value: str | None) -> bool:
+    return (value or "false").lower() in ("1", "true", "yes")
+
+
+def require_deepspeed_backend(ddp_backend: str | None) -> None:
+    """DeepSpeed on a machine with no accelerator counts one process unless told to use gloo: refuse it up front,
+    saying what to add, instead of DeepSpeed's batch-size error after the model is loaded."""
+    import torch
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not (launched and _is_true(os.environ.get("ACCELERATE_USE_DEEPSPEED")) and not torch.cuda.is_available()):
+        return
+    if ddp_backend is None:
+        raise ValueError(
+            "--ddp_backend: DeepSpeed on a machine with no GPU needs --ddp_backend gloo (without it accelerate counts "
+            "one process and DeepSpeed refuses the batch size). Add --ddp_backend gloo."
+        )
+
+
 def _fsdp_falls_back_to_data_parallel() -> None:
     """An FSDP config launched on a CPU-only machine: accelerate trains data-parallel over gloo (MULTI_CPU) instead.
 
     Then nothing would broadcast rank 0's weights, so `fsdp_cpu_ram_efficient_loading` (which loads the other
     ranks' models on the meta device) must be off, or every rank but 0 fails on its meta tensors.
     """
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() not in ("1", "true", "yes"):
+    if not _is_true(os.environ.get("ACCELERATE_USE_FSDP")):
         return
     os.environ["ACCELERATE_USE_FSDP"] = "false"
     os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
@@ -82,17 +119,86 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     parser = HfArgumentParser(types)
     _tidy_help(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        parsed = parser.parse_json_file(os.path.abspath(argv[0]))
-    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        parsed = parser.parse_yaml_file(os.path.abspath(argv[0]))
-    else:
-        parsed = parser.parse_args_into_dataclasses(args=argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+            parsed = _parse_file(parser, argv[0])
+        else:
+            try:
+                parsed = parser.parse_args_into_dataclasses(args=argv)
+            except SSEArgumentError as error:  # usage and one line, exit status 2, like argparse's own errors
+                parser.error(str(error))
+    searching = any(getattr(args, "search_sse", None) for args in parsed)
+    for warning in caught:
+        # under --search_sse an option idle alone may act in a candidate: the search judges it per candidate
+        if not (searching and str(warning.message).startswith("These SSE options do nothing")):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if native:
         training = next(p for p in parsed if isinstance(p, TrainingArguments))
         parsed = list(parsed)
         parsed.insert(list(dataclass_types).index(OutputArguments), OutputArguments(training.overwrite_output_dir))
     return tuple(parsed)
+
+
+def _parse_file(parser: HfArgumentParser, name: str) -> tuple:
+    """The arguments in a JSON or YAML file: each key a field, each value what the same text would mean on the command
+    line (a switch strictly: "false" is False, "maybe" an error); any problem is an argparse error naming the file."""
+
+    def fail(message: str) -> NoReturn:
+        parser.error(f"arguments file {name}: {message}")
+
+    try:
+        with open(os.path.abspath(name), encoding="utf-8") as handle:
+            values = json.load(handle) if name.endswith(".json") else yaml.safe_load(handle)
+    except OSError as error:
+        fail(f"cannot be read ({error.strerror}).")
+    except (ValueError, yaml.YAMLError) as error:
+        fail(f"is not valid {'JSON' if name.endswith('.json') else 'YAML'} ({error}).")
+    if not isinstance(values, dict):
+        fail(f"must hold an object of argument names and values, got {type(values).__name__}.")
+    hints = {}
+    for dtype in parser.dataclass_types:
+        type_hints = typing.get_type_hints(dtype)
+        hints.update({f.name: type_hints[f.name] for f in dataclasses.fields(dtype) if f.init})
+    for key in values:
+        if key not in hints:
+            close = difflib.get_close_matches(str(key).lstrip("-").replace("-", "_"), hints, n=3)
+            fail(f"{key!r} is no argument of this recipe" + (f"; did you mean {', '.join(close)}?" if close else "."))
+    try:
+        values = {key: _file_value(key, hints[key], value) for key, value in values.items()}
+    except ValueError as error:
+        fail(str(error))
+    try:
+        return parser.parse_dict(values)
+    except SSEArgumentError as error:
+        fail(f"{error.option.removeprefix('--')}: {error.reason}")
+
+
+def _file_value(key: str, tp: Any, value: Any) -> Any:
+    """`value` of field `key` (type `tp`) from an arguments file, as the command line would read it: a bool, int or
+    float field takes its type or the text the command line takes, a list of them a list; else a ValueError naming
+    `key`. Other fields keep their value for their own checks."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else ()
+    optional = type(None) in args
+    if optional and len(args) == 2:
+        tp = next(arg for arg in args if arg is not type(None))
+    if typing.get_origin(tp) is list and typing.get_args(tp) and typing.get_args(tp)[0] in (bool, int, float):
+        if not isinstance(value, list):
+            raise ValueError(f"{key} must be a list, e.g. [1, 2], got {value!r}.")
+        return [_file_value(f"{key}[{i}]", typing.get_args(tp)[0], item) for i, item in enumerate(value)]
+    if tp not in (bool, int, float) or (value is None and optional):
+        return value
+    if tp is bool:
+        return check_switch(key, value)
+    kind = "an integer" if tp is int else "a number"
+    if isinstance(value, str):
+        try:
+            return tp(value.strip())
+        except ValueError:
+            raise ValueError(f"{key} must be {kind}, got the text {value!r}.") from None
+    if is_integer(value) or (tp is float and is_number(value)):
+        return value
+    raise ValueError(f"{key} must be {kind}, got {value!r}.")
 
 
 def require_existing_paths(**options: str | None) -> None:
@@ -125,10 +231,41 @@ def require_positive(**options: int | None) -> None:
             raise ValueError(f"--{option} must be a positive integer, got {value}. Leave it out for the default.")
 
 
+def require_room_for_text(tokenizer, max_seq_length: int, texts: int = 1) -> None:
+    """Fail clearly, naming --max_seq_length, when it leaves no room for `texts` texts (2 for sentence pairs) beside the
+    special tokens the tokenizer adds: below that, truncation gives up (and keeps whole inputs) or empties the texts."""
+    special = tokenizer.num_special_tokens_to_add(pair=texts == 2)
+    shortest = special + texts
+    if max_seq_length < shortest:
+        each = "pair of texts" if texts == 2 else "text"
+        raise ValueError(
+            f"--max_seq_length {max_seq_length} leaves no room for text: the tokenizer adds {special} special tokens "
+            f"to each {each}, so {shortest} is the shortest length that keeps a token of each text. Give "
+            f"--max_seq_length {shortest} or more."
+        )
+
+
+def warn_idle(**reasons: str | None) -> None:
+    """Warn about each option given that does nothing under the others given: `option=why` (None: not idle)."""
+    for option, why in reasons.items():
+        if why:
+            warnings.warn(f"--{option} does nothing: {why}. Drop it, or set what it needs.", UserWarning, stacklevel=3)
+
+
 def _tidy_help(parser: HfArgumentParser) -> None:
-    """`--help` with the recipes' own headed groups (SSE) first, and a `--no_X` help that says what it does."""
+    """`--help` with the recipes' own headed groups (SSE) first, those of one heading as one (the SSE options and
+    the search's), and a `--no_X` help that says what it does; a usage line short enough that an error under it
+    is seen (the options' list would run to 150 lines)."""
     positional, general, *named = parser._action_groups
-    parser._action_groups = [positional, *named, general]
+    by_title: dict[str, argparse._ArgumentGroup] = {}
+    for group in named:
+        first = by_title.setdefault(group.title, group)
+        if first is not group:
+            first._group_actions.extend(group._group_actions)
+    parser._action_groups = [positional, *by_title.values(), general]
+    parser.usage = (
+        "%(prog)s [--option value ...] | %(prog)s ARGS.json | %(prog)s ARGS.yaml  (--help lists the options)"
+    )
     for action in parser._actions:
         if isinstance(action, argparse._StoreFalseAction) and action.option_strings[0].startswith("--no_"):
             action.help = f"Turn off --{action.dest} (the same as --{action.dest} False)."
@@ -145,7 +282,7 @@ def setup_logging(training_args: TrainingArguments) -> None:
         transformers.utils.logging.set_verbosity_info()
     level = training_args.get_process_log_level()
     logging.getLogger("recipes").setLevel(level)
-    for name in ("__main__", "run_glue", "run_mlm", "run_setup", "run_report", "data_sources"):
+    for name in ("__main__", "run_glue", "run_mlm", "run_setup", "run_report", "data_sources", "sse_hf"):
         logging.getLogger(name).setLevel(level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
@@ -211,6 +348,7 @@ def start_run(
     use_cpu_when_launched_without_accelerator()
     parsed = parse_args(dataclass_types, argv)
     training_args = parsed[-1]
+    require_deepspeed_backend(training_args.ddp_backend)
     output_args = next(args for args in parsed if isinstance(args, OutputArguments))
     if not any(getattr(training_args, action) for action in actions):
         training_args.do_train = training_args.do_eval = True

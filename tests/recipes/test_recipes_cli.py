@@ -22,6 +22,34 @@ def test_help_puts_the_sse_options_under_their_own_heading_first(capsys):
     assert "Turn off --sse (the same as --sse False)" in no_sse and "Apply Stochastic" not in no_sse
 
 
+def test_help_lists_the_search_options_in_the_sse_group(capsys):
+    with pytest.raises(SystemExit):
+        run_glue.main(["--help"])
+    text = capsys.readouterr().out
+    sse, general = text.index("\nStochastic Shared Embeddings (SSE) options:"), text.index("\noptions:")
+    assert text.count("Stochastic Shared Embeddings (SSE) options:") == 1
+    assert sse < text.index("\n  --sse_seed SSE_SEED") < text.index("\n  --search_sse SEARCH_SSE") < general
+    assert sse < text.index("\n  --search_held_out SEARCH_HELD_OUT") < text.index("\n  --search_backend") < general
+
+
+@pytest.mark.parametrize("script", ["run_glue.py", "run_mlm.py"])
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (["--sse_p", "10"], "error: argument --sse_p: must be in [0, 1], got 10.0. Typical values are 0.01 to 0.2."),
+        (["--sse_graph_k", "4.5"], "error: argument --sse_graph_k: must be an integer, got '4.5'."),
+        (["--sse", "maybe"], "error: argument --sse: Truthy value expected: got maybe"),
+    ],
+)
+def test_a_bad_sse_option_is_argparses_usage_and_one_error_line(script, argv, error, tmp_path, monkeypatch, capsys):
+    """Exit status 2 and no traceback, as for any other option argparse refuses; the option named as typed."""
+    common = ["--model_name_or_path", "model", "--train_file", "x.txt", "--output_dir", str(tmp_path)]
+    assert _run_as_script(RECIPES / script, [*common, *argv], monkeypatch) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"usage: {script} [--option value ...]"), lines
+    assert lines[1] == f"{script}: {error}" or lines[1].startswith(f"{script}: {error}"), lines
+
+
 @pytest.mark.parametrize("main", [run_glue.main, run_mlm.main], ids=["run_glue", "run_mlm"])
 @pytest.mark.parametrize("path", ["./no-such-model", "/no/such/model", "no/such/model/"])
 def test_a_missing_local_model_path_says_it_does_not_exist(main, path, tmp_path):
