@@ -182,6 +182,11 @@ class DataTrainingArguments:
                 f"Nothing to train on: pass --task_name ({', '.join(TASKS)}), --dataset_name, or local files with "
                 "--train_file / --validation_file / --test_file."
             )
+        if any(local) or self.glue_dir is not None:  # then no Hub data set is read
+            why = "local files (--train_file, --validation_file, --test_file or --glue_dir) are read instead"
+            run_setup.warn_idle(
+                dataset_name=self.dataset_name and why, dataset_config_name=self.dataset_config_name and why
+            )
 
 
 def load_raw_data(data_args: DataTrainingArguments, task: TaskSpec | None, cache_dir: str | None):
@@ -274,10 +279,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         actions=("do_train", "do_eval", "do_predict"),
     )
     task = get_task(data_args.task_name) if data_args.task_name else None
+    searching = search_args.search_sse is not None  # then only the training data is read, and carved
+    if searching:  # every candidate checked with the --sse_* options before any data is read
+        search_args.candidates(sse_args.to_config(), sse_args.sse)
+        resume = training_args.resume_from_checkpoint or last_checkpoint
+        if resume:
+            raise ValueError(
+                f"--search_sse trains every candidate from the start, so the checkpoint {resume} would not be resumed: "
+                "drop --resume_from_checkpoint, or search into another --output_dir (or pass --overwrite_output_dir)."
+            )
 
     # ----- data and labels -----------------------------------------------------------------------
     raw, sources = load_raw_data(data_args, task, model_args.cache_dir)
-    searching = search_args.search_sse is not None  # then only the training data is read, and carved
     if searching and "train" not in raw:
         raise ValueError(f"--search_sse needs training data, but none was found in {sorted(sources.values())}.")
     if searching:
@@ -356,6 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         token=model_args.token,
         trust_remote_code=model_args.trust_remote_code,
     )
+    run_setup.require_room_for_text(tokenizer, data_args.max_seq_length, len(text_columns))
 
     def model_init():
         return AutoModelForSequenceClassification.from_pretrained(
@@ -416,13 +430,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             data_collator=collator,
             compute_metrics=metric_function(metric, labels.is_regression),
         )
+        scored = training_args.metric_for_best_model or metric_names[0]  # --metric_for_best_model, if given
         return search_sse(
             trainer_kwargs,
             search_args,
             sse_args.to_config(),
             tokenizer,
-            f"eval_{metric_names[0]}",
+            scored if scored.startswith("eval_") else f"eval_{scored}",
             training_args.output_dir,
+            maximize=training_args.greater_is_better is not False,
         )
     # ----- SSE: one SSEConfig from the --sse_* options; its callback goes to Trainer (none for the baseline) ----
     sse_config = sse_args.to_config()

@@ -49,7 +49,7 @@ class TrialRecorder(TrainerCallback):
         )
 
 
-def _search(tokenizer, tmp_path, config, n_trials=3, **space):
+def _search(tokenizer, tmp_path, config, n_trials=3, hp_space=None, grid=None, sampler=None, **space):
     sse = SSECallback(config, tokenizer=tokenizer)
     recorder = TrialRecorder(sse)
     args = TrainingArguments(
@@ -71,9 +71,14 @@ def _search(tokenizer, tmp_path, config, n_trials=3, **space):
         eval_dataset=_dataset(8, 1),
         callbacks=[sse, recorder],
     )
-    sampler = optuna.samplers.GridSampler({f"sse_{name}": values for name, values in space.items()}, seed=0)
+    grid = grid or {f"sse_{name}": values for name, values in space.items()}
+    sampler = sampler or optuna.samplers.GridSampler(grid, seed=0)
     best = trainer.hyperparameter_search(
-        hp_space=sse_hp_space(**space), backend="optuna", n_trials=n_trials, direction="minimize", sampler=sampler
+        hp_space=hp_space or sse_hp_space(**space),
+        backend="optuna",
+        n_trials=n_trials,
+        direction="minimize",
+        sampler=sampler,
     )
     return best, recorder.trials, sse
 
@@ -162,6 +167,15 @@ def test_trial_parameters_map_to_config_fields():
         ({"p": []}, r"non-empty list"),
         ({"p": [0.1, 2.0]}, r"SSEConfig.p must be in \[0, 1\]"),
         ({"p_schedule": ["cosine", "sideways"]}, r"p_schedule must be one of"),
+        ({"p": [0.1, 0.1]}, r"p lists 0.1 twice"),
+        ({"p": [0, 0.0]}, r"p lists 0.0 twice"),
+        ({"graph_k": (3.5, 6)}, r"graph_k=.*\(low, high\) tuple of integers"),
+        ({"p_schedule": ("constant", "cosine")}, r"range needs a number field"),
+        (
+            {"p_schedule": ["constant", "linear_warmup"], "p_warmup_ratio": [0.0, 0.1]},
+            r"combination p_schedule='linear_warmup', p_warmup_ratio=0.0 is no valid SSE setting",
+        ),
+        ({"p_schedule": ["linear_warmup"]}, r"add them to the space as one-value lists"),
     ],
 )
 def test_bad_search_spaces_are_clear_errors(space, message):
@@ -178,3 +192,76 @@ def test_search_space_for_ray_and_other_backends():
     assert isinstance(ray_space["sse_p"], tune.search.sample.Float)
     assert (ray_space["sse_p"].lower, ray_space["sse_p"].upper) == (0.0, 0.2)
     assert ray_space["sse_p_schedule"].categories == ["constant", "cosine"]
+
+
+@pytest.mark.parametrize(
+    "hp_space, grid, message",
+    [
+        (  # a fixed value beside the suggestions: optuna's trial.params (state.trial_params) never holds it
+            lambda trial: {**sse_hp_space(p=[0.1, 0.2])(trial), "sse_label_p": 0.5},
+            {"sse_p": [0.1, 0.2]},
+            r"returns sse_label_p=0.5, but optuna hands Trainer only the values it suggested",
+        ),
+        (  # a value changed after its suggestion: the trial would train on the suggested one
+            lambda trial: {"sse_p": trial.suggest_float("sse_p", 0.0, 1.0) / 10},
+            {"sse_p": [0.5, 1.0]},
+            r"returns sse_p=0\.\d+ \(suggested as (0.5|1.0)\)",
+        ),
+        (  # suggested under another name: nothing would reach the callback
+            lambda trial: {"sse_p": trial.suggest_categorical("p", [0.1, 0.2])},
+            {"p": [0.1, 0.2]},
+            r"returns sse_p=0\.[12], but optuna",
+        ),
+    ],
+)
+def test_sse_values_that_optuna_did_not_suggest_are_refused_before_training(
+    tokenizer, tmp_path, hp_space, grid, message
+):
+    with pytest.raises(ValueError, match=message):
+        _search(tokenizer, tmp_path, SSEConfig(), n_trials=2, hp_space=hp_space, grid=grid)
+    assert not list(tmp_path.glob("run-*/checkpoint-*"))  # refused before the first trial trained a step
+
+
+def test_an_integer_field_searched_over_a_range_trains_integer_values(tokenizer, tmp_path):
+    sampler = optuna.samplers.RandomSampler(seed=0)  # draws inside the range (a grid would name integers itself)
+    _, trials, _ = _search(tokenizer, tmp_path, SSEConfig(graph="knn"), n_trials=2, sampler=sampler, graph_k=(3, 6))
+    assert len(trials) == 2
+    for number, trial in enumerate(trials):
+        saved = SSEConfig.from_pretrained(tmp_path / f"run-{number}")
+        assert saved.graph_k == trial["params"]["sse_graph_k"] and isinstance(saved.graph_k, int)
+        assert 3 <= saved.graph_k <= 6
+
+
+def test_a_joint_space_is_checked_together():
+    space = sse_hp_space(p_schedule=["linear_warmup"], p_warmup_ratio=[0.1, 0.2])
+    trial = optuna.trial.FixedTrial({"sse_p_schedule": "linear_warmup", "sse_p_warmup_ratio": 0.2})
+    assert trial_config(SSEConfig(), space(trial)) == SSEConfig(p_schedule="linear_warmup", p_warmup_ratio=0.2)
+
+
+def test_list_and_dict_choices_reach_optuna_as_json_text():
+    space = sse_hp_space(table_p=[{"token_type_embeddings": 0.5}], exclude_token_ids=[[9], [9, 10]])
+    trial = optuna.trial.FixedTrial({"sse_table_p": '{"token_type_embeddings": 0.5}', "sse_exclude_token_ids": "[9]"})
+    params = space(trial)  # FixedTrial accepts only what its choices hold: JSON text, which optuna stores
+    assert params == {"sse_table_p": '{"token_type_embeddings": 0.5}', "sse_exclude_token_ids": "[9]"}
+    assert trial_config(SSEConfig(), params) == SSEConfig(
+        table_p={"token_type_embeddings": 0.5}, exclude_token_ids=[9]
+    )
+
+
+@pytest.mark.parametrize(
+    "config, space, message",
+    [
+        (SSEConfig(), {"graph_k": [3, 6]}, r"graph_k changes nothing in any candidate \(.*'knn' only\)"),
+        (
+            SSEConfig(p_schedule="adaptive", adaptive_start=0.3),
+            {"adaptive_full": [0.2, 0.4]},
+            r"SSECallback's config: the combination adaptive_full=0.4 is no valid SSE setting",
+        ),
+    ],
+)
+def test_the_space_is_checked_with_the_callbacks_config_before_the_first_trial(
+    tokenizer, tmp_path, config, space, message
+):
+    with pytest.raises(ValueError, match=message):
+        _search(tokenizer, tmp_path, config, n_trials=2, **space)
+    assert not list(tmp_path.glob("run-*/checkpoint-*"))  # no trial trained
