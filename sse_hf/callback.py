@@ -8,6 +8,7 @@ import os
 import warnings
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, ExportableState
@@ -17,8 +18,8 @@ from .config import SSEConfig
 from .graph import SSEGraph
 from .handle import SSEHandle, get_handle
 from .lookups import WORD_PIECE_ROLES
-from .patch import patch_model
-from .search import trial_config
+from .patch import check_override_names, config_type_error, patch_model
+from .search import check_trial_space, trial_config
 from .statistics import process_count, stats_of, sum_across_processes, word_piece_totals
 from .validation import is_integer, is_number
 from .vocabulary import as_tokenizer
@@ -76,6 +77,46 @@ def _running_trainer(callback: TrainerCallback) -> tuple[Any, CallbackHandler | 
     return found["self"], handler, found.get("resume_from_checkpoint")
 
 
+def _training_trainer(callback: TrainerCallback) -> Any:
+    """The trainer on the call stack that holds `callback`, also outside an event (its `_save_checkpoint` calls
+    `state()`); None when there is none."""
+
+    def holds(obj: Any) -> bool:
+        handler = getattr(obj, "callback_handler", None)
+        return isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks)
+
+    found = _on_stack(holds)
+    return None if found is None else found["self"]
+
+
+# The part of Trainer's logging state that a checkpoint does not keep (`Trainer._tr_loss`, the training loss summed
+# since the previous log, and `_globalstep_last_logged`): a resume from a checkpoint between two logs logs the mean
+# loss of the steps since the resume, not since the previous log. SSECallback saves both (`log_window`), and under
+# the adaptive schedule, whose p follows that logged loss, gives them back to the resumed Trainer, so that it logs,
+# and p follows, exactly the loss of the uninterrupted run.
+def _open_log_window(trainer: Any) -> tuple[int, float] | None:
+    """The trainer's (step of its previous log, training loss summed since) in this process; None if unreadable."""
+    last, loss = getattr(trainer, "_globalstep_last_logged", None), getattr(trainer, "_tr_loss", None)
+    if not is_integer(last) or not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        return None
+    return int(last), float(loss.detach().float().item())
+
+
+def _per_process(value: float, device: Any) -> list[float]:
+    """`value` of every process of an initialised torch.distributed group, by rank ([value] in one process)."""
+    if process_count() == 1:
+        return [value]
+    local = torch.tensor([value], dtype=torch.float64, device=device)
+    gathered = [torch.zeros_like(local) for _ in range(process_count())]
+    torch.distributed.all_gather(gathered, local)
+    return [float(tensor.item()) for tensor in gathered]
+
+
+def _process_rank() -> int:
+    """This process's rank in an initialised torch.distributed group (0 without one)."""
+    return torch.distributed.get_rank() if process_count() > 1 else 0
+
+
 def _check_label_sse_reaches_the_labels(args, trainer, config: SSEConfig) -> None:
     """Label SSE swaps the `labels` the model receives; Trainer takes them out first under these two options."""
     if config.label_p <= 0:
@@ -111,25 +152,46 @@ def _warn_if_no_step_logs(args, state, config: SSEConfig) -> None:
         )
 
 
-def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
-    """Resuming under other SSE settings than the checkpoint's: name each field that differs."""
+# The fields a graph="knn" graph is built from: the checkpoint's graph is kept only while none of them changed.
+KNN_GRAPH_FIELDS = ("graph", "graph_k", "exclude_token_ids")
+
+
+def _stored_config(saved: Any) -> dict | None:
+    """The SSEConfig fields an SSECallback saved in a checkpoint, as a dict; None if there are none."""
     stored = saved.get("args", {}).get("config") if isinstance(saved, dict) else None
-    if not isinstance(stored, dict):
+    return stored if isinstance(stored, dict) else None
+
+
+def _warn_if_config_changed(saved: Any, config: SSEConfig) -> None:
+    """Resuming under other SSE settings than the checkpoint's: name each field that differs, and when it applies."""
+    stored = _stored_config(saved)
+    if stored is None:
         return
     current = config.to_dict()
-    changed = [
-        f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now"
-        for name in current
-        if name in stored and stored[name] != current[name]
-    ]
-    if changed:
-        warnings.warn(
-            f"sse_hf: resuming from a checkpoint trained with different SSE settings ({'; '.join(changed)}). The run "
-            "goes on with the new ones, and its counts and logs mix both. Resume with the checkpoint's "
-            "sse_config.json settings for an exact continuation.",
-            UserWarning,
-            stacklevel=2,
+    changed = [name for name in current if name in stored and stored[name] != current[name]]
+    if not changed:
+        return
+    listed = "; ".join(f"{name}: {stored[name]!r} in the checkpoint, {current[name]!r} now" for name in changed)
+    notes = []
+    if config.graph == "knn" and set(changed) & set(KNN_GRAPH_FIELDS):
+        notes.append(
+            f"the kNN graph is built anew from the current embeddings with graph_k={config.graph_k} (not taken "
+            "from the checkpoint, whose graph, if any, was built under the old settings)"
         )
+    if config.p_schedule == "adaptive" and stored.get("p_schedule") == "adaptive":
+        moved = [name for name in ("adaptive_start", "adaptive_full") if name in changed]
+        if moved:
+            notes.append(
+                f"{' and '.join(moved)} apply from the next logged training loss on (p keeps the checkpoint's factor "
+                "until then, and the reference loss stays the checkpoint's)"
+            )
+    warnings.warn(
+        f"sse_hf: resuming from a checkpoint trained with different SSE settings ({listed}). The run goes on with "
+        f"the new ones{': ' + '; '.join(notes) if notes else ''}, and its counts and logs mix both. Resume with the "
+        "checkpoint's sse_config.json settings for an exact continuation.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def _stored_counts(stored: Any) -> dict[str, list[int]]:
@@ -182,6 +244,53 @@ def _stored_adaptive(stored: Any, config: SSEConfig) -> tuple[float | None, floa
 INPUT_ROLES = tuple(role for role in WORD_PIECE_ROLES if role != "decoder")
 
 
+def _logged_groups(counts: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Per logged group ("word_pieces" for the inputs, else the role), [eligible, swapped] summed over its roles."""
+    groups: dict[str, list[int]] = {}
+    for role, (_, eligible, swapped) in counts.items():
+        group = groups.setdefault("word_pieces" if role in INPUT_ROLES else role, [0, 0])
+        group[0], group[1] = group[0] + eligible, group[1] + swapped
+    return groups
+
+
+def _stored_log_window(stored: Any) -> dict | None:
+    """The log interval open at a checkpoint, saved by an SSECallback (`log_window`); a clear error if corrupted."""
+    attributes = stored.get("attributes") if isinstance(stored, dict) else None
+    window = attributes.get("log_window") if isinstance(attributes, dict) else None
+    if window is None:
+        return None
+    logged = window.get("logged") if isinstance(window, dict) else None
+    keys = ("step", "last_logged_step", "loss_sums")
+    # `logged` is {} when no log came before the checkpoint: still a window to restore
+    step, last, sums = (window.get(key) for key in keys) if isinstance(logged, dict) else (None, None, None)
+    valid = (
+        isinstance(logged, dict)
+        and is_integer(step)
+        and is_integer(last)
+        and 0 <= last <= step
+        and isinstance(sums, list)
+        and len(sums) > 0
+        and all(is_number(loss) for loss in sums)  # nan where the run's loss was nan: the resume replays it
+        and all(
+            isinstance(group, str)
+            and isinstance(values, list)
+            and len(values) == 2
+            and all(is_integer(v) and v >= 0 for v in values)
+            and values[1] <= values[0]
+            for group, values in logged.items()
+        )
+    )
+    if not valid:
+        raise ValueError(
+            "The checkpoint's trainer_state.json holds a corrupted SSECallback state: "
+            'stateful_callbacks.SSECallback.attributes.log_window must be {"step": int, "last_logged_step": int <= '
+            'step, "loss_sums": [a number per process], "logged": {group: [eligible, swapped]}}, got '
+            f"{window!r}. Restore the file from the checkpoint you saved, or delete the log_window entry (the resumed "
+            "run then logs as a plain Trainer resume does)."
+        )
+    return window
+
+
 class SSECallback(TrainerCallback, ExportableState):
     """Patches the model with SSE when training begins and removes it when training ends.
 
@@ -191,17 +300,28 @@ class SSECallback(TrainerCallback, ExportableState):
     `report_to` trackers and `trainer.train().metrics`. Writes `sse_config.json` into the output directory and
     every checkpoint. If `trainer.train()` may raise, wrap it in
     `with callback:` (or call `callback.remove()`) so the hooks are removed even then.
+
+    Args:
+        config (`SSEConfig` or `dict`, *optional*):
+            The SSE settings (`SSEConfig()`'s defaults when None). A dict is read as `SSEConfig.from_dict` reads it.
+        tokenizer (`PreTrainedTokenizerBase`, *optional*, keyword only in practice):
+            The model's tokenizer: swaps then draw only its real word pieces, never its special or reserved
+            tokens. When None, the Trainer's `processing_class` is used; without either, `config.vocab_size` and
+            the config's special ids, with a warning.
+        **overrides:
+            `SSEConfig` fields set on top of `config`, e.g. `SSECallback(p=0.1, tokenizer=tok)`. An unknown name is
+            an error that suggests the field meant (`prob=` -> `p=`).
     """
 
     def __init__(self, config: SSEConfig | dict | None = None, tokenizer=None, **overrides: Any):
         if isinstance(config, dict):
+            check_override_names(config, "SSECallback")
             config = SSEConfig.from_dict(config)
         if config is None:
             config = SSEConfig()
         if not isinstance(config, SSEConfig):
-            raise TypeError(
-                f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...)."
-            )
+            raise config_type_error(config, "SSECallback")
+        check_override_names(overrides, "SSECallback")
         self.config = config.replace(**overrides) if overrides else config
         self.tokenizer = as_tokenizer(tokenizer, "SSECallback(tokenizer=)")
         self.handle: SSEHandle | None = None
@@ -218,6 +338,10 @@ class SSECallback(TrainerCallback, ExportableState):
         self._checkpoint_run: dict[str, list[int]] | None = None
         self._checkpoint_own: dict[str, list[int]] = {}
         self._checkpoint_step: int | None = None
+        # ... and the Trainer's log interval open there: (step of the previous log, each process's loss summed since).
+        # A `log_window` restored by `from_state`.
+        self._checkpoint_window: tuple[int, list[float]] | None = None
+        self._restored_window: dict | None = None
 
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -244,15 +368,15 @@ class SSECallback(TrainerCallback, ExportableState):
                 "counts and the adaptive schedule)."
             )
         if getattr(state, "trial_params", None) is not None:  # a hyperparameter_search trial: its own SSE fields
-            saved = self._start_trial(state, saved)
+            saved = self._start_trial(state, saved, trainer)
         _check_label_sse_reaches_the_labels(args, trainer, self.config)
         tokenizer = self.tokenizer if self.tokenizer is not None else as_tokenizer(processing_class, "", strict=False)
-        stored = _stored_counts(saved)  # both checked before anything changes
-        # A checkpoint's adaptive schedule; else, on a second train(), where the first one left it.
-        adaptive = _stored_adaptive(
-            saved if saved is not None else {"attributes": {"adaptive": self._adaptive}}, self.config
-        )
-        graph = self._checkpoint_graph(args, state, resume_from)
+        stored = _stored_counts(saved)  # all checked before anything changes
+        # A resume restores the checkpoint's counts and schedule; a fresh train() (this Trainer's again, or another
+        # Trainer's) starts both afresh, as Trainer starts its own state: one callback reused never mixes runs.
+        adaptive = _stored_adaptive(saved, self.config)
+        window = _stored_log_window(saved)
+        graph = self._checkpoint_graph(args, state, resume_from, saved)
         _warn_if_config_changed(saved, self.config)
         _warn_if_no_step_logs(args, state, self.config)
         # A previous train() that raised may have left this callback's own hooks behind: replace those.
@@ -262,18 +386,23 @@ class SSECallback(TrainerCallback, ExportableState):
         self._logged = {}
         self._checkpoint_run = {} if process_count() > 1 else None
         self._checkpoint_own, self._checkpoint_step = {}, state.global_step
-        if stored:
-            self._previous = stored
+        self._previous = stored
         if adaptive is not None:
             self.handle.reference_loss, self.handle.factor = adaptive
+        if window is not None and window["step"] == state.global_step:
+            self._reopen_log_window(window, trainer, state)
         self._move_to_front(handler)
         self._run_dir = self._output_dir(args, state, trainer)
         if state.is_world_process_zero and self._run_dir:
             self.config.save_pretrained(self._run_dir)
 
-    def _checkpoint_graph(self, args, state, resume_from) -> SSEGraph | None:
-        """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume)."""
+    def _checkpoint_graph(self, args, state, resume_from, saved: Any) -> SSEGraph | None:
+        """On resume, the kNN graph built at the start of training and kept in the checkpoint (an exact resume);
+        None, to build it again, when the checkpoint's settings for it differ (`_warn_if_config_changed` says so)."""
         if self.config.graph != "knn" or state.global_step == 0:
+            return None
+        stored, current = _stored_config(saved), self.config.to_dict()
+        if stored is not None and any(stored.get(name) != current[name] for name in KNN_GRAPH_FIELDS):
             return None
         folders = [
             resume_from if isinstance(resume_from, (str, os.PathLike)) else None,
@@ -340,16 +469,49 @@ class SSECallback(TrainerCallback, ExportableState):
         self.remove()
 
     # ----- helpers ----------------------------------------------------------------------------
-    def _start_trial(self, state, saved: Any) -> Any:
+    def _start_trial(self, state, saved: Any, trainer: Any = None) -> Any:
         """A `hyperparameter_search` trial: the trial's `sse_<field>` parameters on the config and, unless the trial
         resumes its own checkpoint, fresh counts and schedule state. Returns the saved state to restore, if any."""
-        if self.config is not self._trial_config:  # the first trial, or the user set callback.config since
+        first = self.config is not self._trial_config  # the first trial, or the user set callback.config since
+        if first:
             self._search_base = self.config
+        check_trial_space(trainer, state.trial_params, self._search_base, first=first)
         self.config = self._trial_config = trial_config(self._search_base, state.trial_params)
         if state.global_step > 0:
             return saved
         self._previous, self._adaptive = {}, None
         return None
+
+    def _reopen_log_window(self, window: dict, trainer: Any, state) -> None:
+        """On resume, continue the log interval that was open at the checkpoint: the next logged swap rates cover it
+        whole and, under the adaptive schedule, the resumed Trainer logs (and p follows) the uninterrupted run's loss
+        (see `_open_log_window`)."""
+        before = _logged_groups(self._previous)
+        self._logged = {
+            group: (eligible - before.get(group, [0, 0])[0], swapped - before.get(group, [0, 0])[1])
+            for group, (eligible, swapped) in window["logged"].items()
+        }
+        if self.config.p_schedule != "adaptive" or window["last_logged_step"] == state.global_step:
+            return
+        if _open_log_window(trainer) != (state.global_step, 0.0) or not is_number(
+            getattr(trainer, "_total_loss_scalar", None)
+        ):
+            warnings.warn(
+                f"sse_hf: resuming at step {state.global_step}, between two training-loss logs, with "
+                "p_schedule='adaptive', but this Trainer's logging state cannot be continued (a transformers version "
+                "sse_hf does not know?): its next logged loss covers only the steps since the resume, and p follows "
+                "it, so the resumed run is not an exact continuation. Resume from a checkpoint saved at a logging step "
+                "(save_steps a multiple of logging_steps).",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        sums = window["loss_sums"]  # this process's own where the processes are as many as at the checkpoint
+        loss_sum = sums[_process_rank()] if len(sums) == process_count() else sum(sums) / len(sums)
+        trainer._tr_loss += loss_sum  # the same float32 sum the uninterrupted run holds here
+        trainer._globalstep_last_logged = window["last_logged_step"]
+        # Trainer adds the processes' mean to its total at each log: train_loss stays the mean of this call's steps
+        trainer._total_loss_scalar -= sum(sums) / len(sums)
 
     def _sum_counts_for_checkpoint(self, args, state, control) -> None:
         """Under torch.distributed, when a checkpoint follows this step or epoch, sum this run's counts over the
@@ -364,6 +526,14 @@ class SSECallback(TrainerCallback, ExportableState):
             self._checkpoint_own = self.handle.counts()
             self._checkpoint_run = sum_across_processes(self._checkpoint_own)
             self._checkpoint_step = state.global_step
+            trainer = _running_trainer(self)[0]
+            opened = _open_log_window(trainer)
+            if opened is not None and control.should_log and state.global_step > opened[0]:
+                # the log at this step empties the interval before the save
+                opened = (state.global_step, [0.0] * process_count())
+            elif opened is not None:
+                opened = (opened[0], _per_process(opened[1], trainer._tr_loss.device))
+            self._checkpoint_window = opened
 
     def _saved_run_counts(self) -> dict[str, list[int]] | None:
         """This run's counts for `state()`: under torch.distributed, the sums of the latest checkpoint decision plus
@@ -500,9 +670,40 @@ class SSECallback(TrainerCallback, ExportableState):
         if _stored_adaptive({"attributes": {"adaptive": value}}, self.config) is not None:
             self._adaptive = dict(value)
 
+    @property
+    def log_window(self) -> dict | None:
+        """The Trainer's log interval open now (at a checkpoint): its step, the step of the previous log, each process's
+        training loss summed since and the [eligible, swapped] totals at that log, per logged group; None outside
+        training (but for one restored by `from_state`)."""
+        trainer = _training_trainer(self)
+        if self.handle is None or trainer is None:
+            return self._restored_window
+        step = trainer.state.global_step
+        if self._checkpoint_run is None:
+            opened = _open_log_window(trainer)
+            opened = None if opened is None else (opened[0], [opened[1]])
+        else:  # under torch.distributed, the one every process took part in at the checkpoint decision
+            opened = self._checkpoint_window if self._checkpoint_step == step else None
+        if opened is None:
+            return None
+        before = _logged_groups(self._previous)
+        groups = set(before) | set(self._logged)
+        logged = {
+            group: [a + b for a, b in zip(before.get(group, [0, 0]), self._logged.get(group, (0, 0)))]
+            for group in sorted(groups)
+        }
+        return {"step": step, "last_logged_step": opened[0], "loss_sums": opened[1], "logged": logged}
+
+    @log_window.setter
+    def log_window(self, value: dict | None) -> None:
+        self._restored_window = _stored_log_window({"attributes": {"log_window": value}})
+
     def state(self) -> dict:
         # Under torch.distributed: the earlier counts plus this run's summed over the processes at the checkpoint.
         attributes = {"counts": self._counts(self._saved_run_counts())}
         if self.config.p_schedule == "adaptive":
             attributes["adaptive"] = self._adaptive_state()
+        window = self.log_window
+        if window is not None:
+            attributes["log_window"] = window
         return {"args": {"config": self.config.to_dict()}, "attributes": attributes}

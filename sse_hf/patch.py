@@ -8,6 +8,8 @@ themselves: no parameter, buffer or attribute is added, so `state_dict()` and sa
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import warnings
 from collections.abc import Iterable
@@ -31,6 +33,46 @@ class AlreadyPatchedError(RuntimeError):
     """Raised when `patch_model` meets a model that already has SSE attached."""
 
 
+# Names users reach for that SSEConfig spells otherwise: the hint of an unknown keyword argument.
+FIELD_ALIASES = {
+    "prob": "p",
+    "probability": "p",
+    "swap_p": "p",
+    "swap_prob": "p",
+    "swap_probability": "p",
+    "rate": "p",
+    "k": "graph_k",
+    "knn_k": "graph_k",
+    "schedule": "p_schedule",
+    "warmup_ratio": "p_warmup_ratio",
+    "label_prob": "label_p",
+    "exclude_ids": "exclude_token_ids",
+}
+
+
+def check_override_names(overrides: dict[str, Any], call: str) -> None:
+    """Keyword overrides that are no SSEConfig field: a TypeError naming the field meant (`prob` -> `p`)."""
+    known = [field.name for field in dataclasses.fields(SSEConfig)]
+    for name in overrides:
+        if name in known:
+            continue
+        stripped = name[4:] if name.startswith("sse_") else None  # the --sse_<field> spelling
+        guess = FIELD_ALIASES.get(name) or (stripped if stripped in known else None)
+        guess = guess or next(iter(difflib.get_close_matches(name, known, n=1)), None)
+        hint = f" Did you mean {guess}=?" if guess else ""
+        raise TypeError(f"Unknown SSEConfig field {name}= passed to {call}.{hint} Valid fields: {', '.join(known)}.")
+
+
+def config_type_error(config: Any, call: str) -> TypeError:
+    """The error for a `config` argument that is no SSEConfig; a tokenizer there was meant for `tokenizer=`."""
+    if as_tokenizer(config, call, strict=False) is not None:
+        return TypeError(
+            f"{call} got a tokenizer ({type(config).__name__}) where its config goes: pass it by name, "
+            f"{call}(..., tokenizer=tok), and an SSEConfig (or nothing, for the defaults) as config."
+        )
+    return TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
+
+
 def patch_model(
     model: nn.Module,
     config: SSEConfig | None = None,
@@ -48,12 +90,19 @@ def patch_model(
     Keyword overrides change single fields: `patch_model(m, p=0.05)`. For SSE-Graph pass `graph=` an
     `SSEGraph`, a {token: neighbours} mapping or a scipy matrix (else `config.graph` names a file or "knn").
     """
+    if isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"patch_model expects a torch.nn.Module (the model itself), got the name or path {os.fspath(model)!r}: "
+            f"load the model first, e.g. model = AutoModelForSequenceClassification.from_pretrained("
+            f"{os.fspath(model)!r}), then patch_model(model, ...)."
+        )
     if not isinstance(model, nn.Module):
         raise TypeError(f"patch_model expects a torch.nn.Module, got {type(model).__name__}.")
     if config is None:
         config = SSEConfig()
     elif not isinstance(config, SSEConfig):
-        raise TypeError(f"config must be an SSEConfig, got {type(config).__name__}. Build one with SSEConfig(p=...).")
+        raise config_type_error(config, "patch_model")
+    check_override_names(overrides, "patch_model")
     if overrides:
         config = config.replace(**overrides)
     tokenizer = as_tokenizer(tokenizer, "patch_model(tokenizer=)")

@@ -89,6 +89,11 @@ def config_protected_ids(model_config) -> set[int]:
     return protected
 
 
+def _far_smaller(tokens: int, rows: int) -> bool:
+    """A tokenizer far smaller than the table: more than 10% and 1024 rows short, past what padding for speed adds."""
+    return rows - tokens > max(1024, rows // 10)
+
+
 def resolve_vocabulary(
     model_config, tokenizer=None, table_size: int | None = None, exclude_token_ids: Iterable[int] = ()
 ) -> Vocabulary:
@@ -107,6 +112,15 @@ def resolve_vocabulary(
                 f"The tokenizer has {size} tokens but the model's input embedding table has only {table_size} rows: "
                 f"ids past {table_size - 1} would index outside it. Call model.resize_token_embeddings(len(tokenizer)) "
                 "first, or pass the tokenizer this model was trained with."
+            )
+        if table_size is not None and _far_smaller(size, table_size):
+            warnings.warn(
+                f"sse_hf: the tokenizer has {size} tokens but the model's input embedding table has {table_size} rows: "
+                "is it another model's tokenizer? SSE draws replacements from the tokenizer's ids only, and reads "
+                "special tokens from it. Pass the tokenizer this model was trained with "
+                "(AutoTokenizer.from_pretrained on the model's own name or folder).",
+                UserWarning,
+                stacklevel=3,
             )
     else:
         size = getattr(model_config, "vocab_size", None)

@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from sse_hf import SSECallback, SSEConfig, get_handle
+from sse_hf import SSECallback, SSEConfig, SSEGraph, get_handle
 from tiny_models import record_lookups, tiny_bert, word_ids
 
 
@@ -596,3 +596,118 @@ def test_auto_find_batch_size_retry_counts_only_the_run_that_trains(tokenizer, t
     assert callback.totals[0] == 4 * batch * 12  # the successful run's tokens only, as Trainer's own counts
     assert trainer.state.log_history[-1]["sse/swap_rate"] == callback.swap_rate
     assert get_handle(model) is None and _hook_count(model) == 0
+
+
+# ----- reuse: one callback, several train() calls and Trainers ----------------------------------------------------
+@pytest.mark.slow  # Trainer runs
+def test_one_callback_in_two_trainers_reports_each_runs_own_counts(tokenizer, tmp_path):
+    """A fresh train() (not a resume) starts the counts and the adaptive schedule afresh, as Trainer starts its own
+    state: the second Trainer's summary is its own run's, not both runs' mixed."""
+    callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive", adaptive_start=1.0), tokenizer=tokenizer)
+
+    def train(output_dir, max_steps):
+        args = _args(output_dir, max_steps=max_steps, save_strategy="no")
+        trainer = Trainer(model=tiny_bert(), args=args, train_dataset=_dataset(), callbacks=[callback])
+        trainer.train()
+        return trainer
+
+    first = train(tmp_path / "first", 4)
+    assert callback.totals[0] == 4 * 4 * 12 and callback.adaptive["reference_loss"] is not None
+    second = train(tmp_path / "second", 2)
+    summary = second.state.log_history[-1]
+    assert summary["sse/tokens_seen"] == callback.totals[0] == 2 * 4 * 12  # 96 tokens, not 96 + 192
+    assert second.state.log_history[0]["sse/p"] == 0.0  # the adaptive schedule starts again from no reference
+    again = first.train()  # the same Trainer again: a fresh run too
+    assert again.metrics["sse/tokens_seen"] == callback.totals[0] == 4 * 4 * 12
+
+
+@pytest.mark.slow  # Trainer runs
+def test_a_resume_after_another_run_restores_the_checkpoint_not_the_last_run(tokenizer, tmp_path):
+    callback = SSECallback(p=0.3, tokenizer=tokenizer)
+
+    def trainer(output_dir, max_steps):
+        args = _args(output_dir, max_steps=max_steps, save_steps=2)
+        return Trainer(model=tiny_bert(), args=args, train_dataset=_dataset(), callbacks=[callback])
+
+    trainer(tmp_path / "a", 2).train()
+    at_checkpoint = callback.totals
+    trainer(tmp_path / "b", 4).train()  # another run in between
+    trainer(tmp_path / "a", 4).train(resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-2"))
+    assert callback.totals[0] == at_checkpoint[0] + 2 * 4 * 12
+
+
+# ----- resume under changed settings: what the warning announces is what happens -------------------------------
+def _graph_run(tokenizer, output_dir, max_steps, resume=None, **sse):
+    seen = []
+
+    class Spy(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append(callback.handle.graph)
+
+    callback = SSECallback(p=0.5, seed=1, tokenizer=tokenizer, **sse)
+    trainer = Trainer(
+        model=tiny_bert(),
+        args=_args(output_dir, max_steps=max_steps),
+        train_dataset=_dataset(),
+        callbacks=[callback, Spy()],
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    return seen[-1]
+
+
+@pytest.mark.slow  # Trainer runs
+def test_resuming_with_another_graph_k_builds_the_knn_graph_anew_and_says_so(tokenizer, tmp_path):
+    _graph_run(tokenizer, tmp_path, 2, graph="knn", graph_k=2)
+    kept = SSEGraph.load(str(tmp_path / "checkpoint-2" / "sse_graph.safetensors"))
+    with pytest.warns(UserWarning, match=r"graph_k: 2 in the checkpoint, 5 now.*kNN graph is built anew.*graph_k=5"):
+        resumed = _graph_run(tokenizer, tmp_path, 4, resume=str(tmp_path / "checkpoint-2"), graph="knn", graph_k=5)
+    assert resumed.num_edges > kept.num_edges  # 5 neighbours per token now, not the checkpoint's 2
+
+
+@pytest.mark.slow  # Trainer runs
+def test_resuming_a_user_graph_run_with_knn_does_not_blame_an_older_sse_hf(tokenizer, tmp_path):
+    saved = str(tmp_path / "user_graph.safetensors")
+    SSEGraph.from_dict({10: [11, 12], 11: [10]}, vocab_size=48).save(saved)
+    _graph_run(tokenizer, tmp_path, 2, graph=saved)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _graph_run(tokenizer, tmp_path, 4, resume=str(tmp_path / "checkpoint-2"), graph="knn", graph_k=3)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("user_graph.safetensors' in the checkpoint, 'knn' now" in m and "built anew" in m for m in messages)
+    assert not any("older sse_hf" in m for m in messages)
+
+
+@pytest.mark.slow  # Trainer runs
+def test_resuming_with_other_adaptive_thresholds_says_when_they_apply(tokenizer, tmp_path):
+    def trainer(max_steps, **sse):
+        callback = SSECallback(SSEConfig(p=0.3, p_schedule="adaptive", **sse), tokenizer=tokenizer)
+        args = _args(tmp_path, max_steps=max_steps, save_steps=2)
+        return Trainer(model=tiny_bert(), args=args, train_dataset=_dataset(), callbacks=[callback])
+
+    trainer(2, adaptive_start=1.0).train()
+    with pytest.warns(UserWarning, match=r"adaptive_start apply from the next logged training loss on"):
+        trainer(4, adaptive_start=0.95).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+
+
+# ----- small mistakes get a hint ----------------------------------------------------------------------------------
+def test_small_mistakes_in_sse_callback_arguments_get_a_hint(tokenizer):
+    with pytest.raises(TypeError, match=r"got a tokenizer \(BertTokenizer\).*SSECallback\(\.\.\., tokenizer=tok\)"):
+        SSECallback(tokenizer)
+    with pytest.raises(TypeError, match=r"Unknown SSEConfig field prob= passed to SSECallback\. Did you mean p=\?"):
+        SSECallback(prob=0.1)
+    with pytest.raises(TypeError, match=r"Unknown SSEConfig field probability=.*Did you mean p=\?"):
+        SSECallback({"probability": 0.1})
+    with pytest.raises(TypeError, match=r"sse_label_p=.*Did you mean label_p=\?"):
+        SSECallback(sse_label_p=0.1)
+
+
+def test_the_docstring_documents_every_argument():
+    """`help(SSECallback)` has an Args section naming each argument of `__init__`, as transformers documents its
+    callbacks."""
+    import inspect
+
+    args = SSECallback.__doc__.split("    Args:\n", 1)[1]
+    for name, parameter in inspect.signature(SSECallback.__init__).parameters.items():
+        if name != "self":
+            shown = f"**{name}:" if parameter.kind is parameter.VAR_KEYWORD else f"{name} (`"
+            assert shown in args, name

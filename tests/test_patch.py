@@ -136,6 +136,27 @@ def test_keyword_overrides_and_bad_arguments(tokenizer):
     assert get_handle(model) is None
 
 
+def test_small_mistakes_get_a_hint(tokenizer):
+    model = tiny_bert()
+    with pytest.raises(TypeError, match=r"got the name or path 'bert-base-uncased': load the model first"):
+        patch_model("bert-base-uncased")
+    with pytest.raises(TypeError, match=r"got a tokenizer \(BertTokenizer\).*patch_model\(\.\.\., tokenizer=tok\)"):
+        patch_model(model, tokenizer)
+    with pytest.raises(TypeError, match=r"Unknown SSEConfig field prob= passed to patch_model\. Did you mean p=\?"):
+        patch_model(model, tokenizer=tokenizer, prob=0.1)
+    with pytest.raises(TypeError, match=r"graphk=.*Did you mean graph_k=\?"):
+        patch_model(model, tokenizer=tokenizer, graphk=3)
+    assert get_handle(model) is None and _hook_state(model) == _hook_state(tiny_bert())
+
+
+def test_another_models_far_smaller_tokenizer_warns(tokenizer):
+    with pytest.warns(UserWarning, match=r"tokenizer has 48 tokens but .* 5000 rows: is it another model's tokenizer"):
+        patch_model(tiny_bert(vocab_size=5000), tokenizer=tokenizer).remove()
+    with warnings.catch_warnings():  # a table padded past its own tokenizer (48 of 64 rows here) is normal
+        warnings.simplefilter("error", UserWarning)
+        patch_model(tiny_bert(), tokenizer=tokenizer).remove()
+
+
 def test_model_without_input_embeddings_is_a_clear_error():
     class ValueHead(transformers.PreTrainedModel):
         config_class = transformers.BertConfig
