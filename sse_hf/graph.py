@@ -268,7 +268,7 @@ class SSEGraph:
             edges.weights,
             vocab_size=edges.vocab_size,
             undirected=undirected,
-            metadata={"source": edges.origin},
+            metadata={"source": edges.origin, **({"reading": edges.reading} if edges.reading else {})},
         )
 
     @classmethod
@@ -289,9 +289,11 @@ class SSEGraph:
     ) -> SSEGraph:
         """A graph from an edge list: `.tsv`/`.txt` (`source<TAB>target[<TAB>weight]`) or `.jsonl`.
 
-        TSV fields are token strings when a tokenizer is given, else integer ids; blank lines, `#`
-        comments and a `source<TAB>target...` header are skipped. JSONL lines are objects
-        `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints.
+        TSV fields are token strings when a tokenizer is given, else integer ids; the header
+        `source_id<TAB>target_id` or `source_token<TAB>target_token` says which, and a file of integers only is
+        refused under a tokenizer without one. Blank lines and `#` comments are skipped. JSONL lines are objects
+        `{"source": ..., "target": ..., "weight": ...}` whose tokens are strings or ints, as typed. The reading
+        used is logged and kept in `metadata["reading"]`.
         """
         edges = graph_sources.edge_file_edges(path, tokenizer=tokenizer, vocab_size=vocab_size)
         return cls.from_source_edges(edges, undirected=undirected)
@@ -326,7 +328,8 @@ class SSEGraph:
         `"uniform"` gives each 1/k. Computed on the weight's device, `chunk_size` rows at a time
         (memory about (chunk_size + dim) x vocab floats), never the full vocab x vocab matrix.
         Options (keyword only): `tokenizer`, `exclude_token_ids`, `vocab_size`, `weighting` ("softmax"),
-        `temperature` (0.1), `chunk_size` (1024).
+        `temperature` (0.1), `chunk_size` (1024). A weight sharded by DeepSpeed ZeRO-3 or FSDP2 is gathered for
+        the build, a collective: call it on every process (as `SSECallback` does).
         """
         offsets, neighbors, cumulative, metadata = graph_sources.knn_rows(embeddings, k, **options)
         return cls(offsets, neighbors, cumulative, metadata)

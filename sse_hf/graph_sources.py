@@ -7,11 +7,14 @@ which `SSEGraph.from_source_edges` builds into a graph once; kNN yields CSR rows
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
+import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -20,19 +23,29 @@ from torch import nn
 from .validation import check_positive_int, is_integer, is_number
 from .vocabulary import resolve_vocabulary
 
+logger = logging.getLogger(__name__)
+
 # How many unknown tokens a warning quotes.
 _EXAMPLES = 5
+# The headers that choose how a .tsv/.txt edge list's first two fields are read (the weight column is optional).
+TSV_ID_HEADER = ("source_id", "target_id")
+TSV_TOKEN_HEADER = ("source_token", "target_token")
+_TSV_ANY_HEADER = ("source", "target")
+# A field that reads as an integer id: ASCII digits only (int() would also take "1_000" and non-ASCII digits).
+_ID_FIELD = re.compile(r"\s*-?[0-9]+\s*")
 
 
 class Edges(NamedTuple):
-    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, and `origin`, the
-    words that name where they came from ("dict", "file edges.tsv", "scipy") in messages and the graph's metadata."""
+    """Edges read from a user's graph: parallel id and weight tensors, the ids' vocabulary size, `origin`, the
+    words that name where they came from ("dict", "file edges.tsv", "scipy") in messages and the graph's metadata,
+    and for an edge-list file, `reading`: how its fields were read (as ids or as token strings)."""
 
     sources: torch.Tensor
     targets: torch.Tensor
     weights: torch.Tensor
     vocab_size: int
     origin: str
+    reading: str = ""
 
 
 def dict_edges(
@@ -69,11 +82,14 @@ def edge_file_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int 
     try:
         if path.endswith(".jsonl"):
             sources, targets, weights = _read_jsonl(path)
+            reading = "as typed: JSON strings are token strings, JSON integers are token ids"
         else:
-            sources, targets, weights = _read_tsv(path, as_ids=tokenizer is None)
+            sources, targets, weights, reading = _read_tsv(path, has_tokenizer=tokenizer is not None)
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not a UTF-8 text edge list ({error}). Is it a file of another format?") from None
-    return token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
+    logger.info("sse_hf: read the edge list %s %s.", path, reading)
+    edges = token_edges(sources, targets, weights, tokenizer, vocab_size, f"file {os.path.basename(path)}")
+    return edges._replace(reading=reading)
 
 
 def read_edges(graph: Any, *, tokenizer=None, vocab_size: int | None = None) -> Edges:
@@ -99,7 +115,7 @@ def json_edges(path: str | os.PathLike, *, tokenizer=None, vocab_size: int | Non
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No graph file at {path} (SSEConfig.graph). Check the path, or use graph='knn'.")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark (Excel, Notepad) is not text
             mapping = json.load(handle)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(
@@ -209,13 +225,45 @@ def knn_rows(
     chunk_size: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """The CSR rows (offsets, neighbours, cumulative weights) and metadata of the kNN graph of an embedding table
-    (see `SSEGraph.from_embeddings`)."""
-    weight = _embedding_weight(embeddings)
+    (see `SSEGraph.from_embeddings`). A sharded weight is gathered first: every process must call this together."""
+    parameter = _embedding_tensor(embeddings)
     if weighting not in ("softmax", "uniform"):
         raise ValueError(f"weighting must be 'softmax' or 'uniform', got {weighting!r}.")
     if weighting == "softmax" and (not is_number(temperature) or not math.isfinite(temperature) or temperature <= 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
     chunk_size = check_positive_int("chunk_size", chunk_size)
+    with gathered_weight(parameter) as weight:
+        return _knn_rows(
+            _checked_weight(weight), k, tokenizer, exclude_token_ids, vocab_size, weighting, temperature, chunk_size
+        )
+
+
+@contextlib.contextmanager
+def gathered_weight(weight: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The whole of an embedding weight while the block runs: a DeepSpeed ZeRO-3 parameter (size 0 outside a gather)
+    is gathered and an FSDP2 DTensor's shards joined, collectives that every process must enter; else the weight."""
+    if hasattr(weight, "ds_id"):  # a ZeRO-3 parameter carries its partition's bookkeeping as ds_* attributes
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([weight], modifier_rank=None):
+            yield weight
+    elif _is_dtensor(weight):
+        yield weight.full_tensor()
+    else:
+        yield weight
+
+
+def _knn_rows(
+    weight: torch.Tensor,
+    k: int,
+    tokenizer,
+    exclude_token_ids: Iterable[int],
+    vocab_size: int | None,
+    weighting: str,
+    temperature: float,
+    chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """`knn_rows` of a whole (gathered) weight."""
     rows = weight.shape[0]
     if vocab_size is None:
         vocab_size = len(tokenizer) if tokenizer is not None else rows
@@ -318,49 +366,88 @@ def _token_lookup(tokens: Sequence[Any], tokenizer) -> dict[tuple[str, Any], int
     return lookup
 
 
-def _read_tsv(path: str, as_ids: bool) -> tuple[list, list, list[float]]:
+def _read_tsv(path: str, has_tokenizer: bool) -> tuple[list, list, list[float], str]:
+    """The edges of a tab-separated edge list, and how its fields were read (for the log).
+
+    A header `source_id<TAB>target_id` reads the fields as integer ids, `source_token<TAB>target_token` as token
+    strings. Without either, fields are token strings when a tokenizer is given and ids when not; a file whose every
+    field is an integer is then refused under a tokenizer (2000 the id or "2000" the token?), never guessed."""
+    rows, header = _tsv_rows(path)
+    fields = [field for _, ends, _ in rows for field in ends]
+    if header == TSV_ID_HEADER:
+        as_ids, reading = True, f"as integer token ids (its header {_header_text(TSV_ID_HEADER)} says so)"
+    elif header == TSV_TOKEN_HEADER:
+        if not has_tokenizer:
+            raise ValueError(
+                f"{path}: its header {_header_text(TSV_TOKEN_HEADER)} says the fields are token strings; converting "
+                "them to ids needs a tokenizer: pass tokenizer=..."
+            )
+        as_ids, reading = False, f"as token strings (its header {_header_text(TSV_TOKEN_HEADER)} says so)"
+    elif not has_tokenizer:
+        as_ids, reading = True, "as integer token ids (no tokenizer was given)"
+    elif fields and all(_ID_FIELD.fullmatch(field) for field in fields):
+        raise ValueError(
+            f"{path}: every source and target is an integer (e.g. {fields[0]!r}), so with a tokenizer it is unclear "
+            f"whether {fields[0].strip()} is the token id {fields[0].strip()} or the token text {fields[0]!r}. Say "
+            f"which with the file's first line: {_header_text(TSV_ID_HEADER)} for ids, or "
+            f"{_header_text(TSV_TOKEN_HEADER)} for token strings (a weight column may follow either)."
+        )
+    else:
+        as_ids, reading = False, "as token strings (a tokenizer was given; not every field is an integer)"
     sources, targets, weights = [], [], []
-    header_checked = False
-    with open(path, encoding="utf-8") as handle:
+    for number, ends, weight in rows:
+        if as_ids:
+            for field in ends:
+                if not _ID_FIELD.fullmatch(field):
+                    how = "pass tokenizer=..."
+                    if header == TSV_ID_HEADER:
+                        how = f"make the header {_header_text(TSV_TOKEN_HEADER)} and {how}"
+                    raise ValueError(
+                        f"{path}, line {number}: {field!r} is not an integer token id, and the file is read {reading}. "
+                        f"To read token strings, {how}"
+                    )
+            ends = [int(field) for field in ends]
+        sources.append(ends[0])
+        targets.append(ends[1])
+        weights.append(weight)
+    return sources, targets, weights, reading
+
+
+def _tsv_rows(path: str) -> tuple[list[tuple[int, list[str], float]], tuple[str, str] | None]:
+    """The (line number, [source, target], weight) rows of a tab-separated edge list, and its header if it has one."""
+    rows, header, first = [], None, True
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark (Excel, Notepad) is not text
         for number, line in enumerate(handle, 1):
             line = line.rstrip("\r\n")
             if not line.strip() or line.startswith("#"):
                 continue
             fields = line.split("\t")
-            if not header_checked:
-                header_checked = True
-                if [f.strip().lower() for f in fields[:2]] == ["source", "target"]:
+            if first:
+                first = False
+                named = tuple(f.strip().lower() for f in fields[:2])
+                if named in (TSV_ID_HEADER, TSV_TOKEN_HEADER, _TSV_ANY_HEADER):
+                    header = named
                     continue
             if len(fields) not in (2, 3):
                 raise ValueError(
                     f"{path}, line {number}: expected 'source<TAB>target' or 'source<TAB>target<TAB>weight', "
                     f"got {len(fields)} tab-separated field(s): {line!r}."
                 )
-            ends = []
-            for field in fields[:2]:
-                if as_ids:
-                    try:
-                        ends.append(int(field))
-                    except ValueError:
-                        raise ValueError(
-                            f"{path}, line {number}: {field!r} is not an integer token id. To read token strings, "
-                            "pass tokenizer=..."
-                        ) from None
-                else:
-                    ends.append(field)
             try:
                 weight = float(fields[2]) if len(fields) == 3 else 1.0
             except ValueError:
                 raise ValueError(f"{path}, line {number}: the weight {fields[2]!r} is not a number.") from None
-            sources.append(ends[0])
-            targets.append(ends[1])
-            weights.append(weight)
-    return sources, targets, weights
+            rows.append((number, fields[:2], weight))
+    return rows, header
+
+
+def _header_text(names: tuple[str, str]) -> str:
+    return repr("\t".join(names))
 
 
 def _read_jsonl(path: str) -> tuple[list, list, list[float]]:
     sources, targets, weights = [], [], []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark (Excel, Notepad) is not text
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -379,8 +466,8 @@ def _read_jsonl(path: str) -> tuple[list, list, list[float]]:
     return sources, targets, weights
 
 
-def _embedding_weight(embeddings: torch.Tensor | nn.Module) -> torch.Tensor:
-    """The [rows, dim] weight of an embedding matrix, an embedding module or a model."""
+def _embedding_tensor(embeddings: torch.Tensor | nn.Module) -> torch.Tensor:
+    """The input-embedding weight of an embedding matrix, an embedding module or a model (sharded or not)."""
     if isinstance(embeddings, nn.Module):
         module = embeddings
         getter = getattr(module, "get_input_embeddings", None)
@@ -394,12 +481,27 @@ def _embedding_weight(embeddings: torch.Tensor | nn.Module) -> torch.Tensor:
         embeddings = weight
     if not isinstance(embeddings, torch.Tensor):
         raise TypeError(f"Expected an embedding weight tensor or a model, got {type(embeddings).__name__}.")
+    return embeddings
+
+
+def _checked_weight(embeddings: torch.Tensor) -> torch.Tensor:
+    """The [rows, dim] floating-point weight, or an error saying what it is instead."""
     if embeddings.ndim != 2 or embeddings.shape[0] < 2 or embeddings.shape[1] < 1:
         raise ValueError(
             f"The input-embedding weight must be the full matrix [vocab_size, dim], got shape "
-            f"{tuple(embeddings.shape)}. Under DeepSpeed ZeRO-3 it is partitioned: build the graph beforehand with "
-            "SSEGraph.from_embeddings(...).save(path) and set graph=path."
+            f"{tuple(embeddings.shape)}. sse_hf gathers DeepSpeed ZeRO-3 and FSDP2 weights itself; a weight sharded "
+            "another way (FSDP1) is not: build the graph beforehand with SSEGraph.from_embeddings(...).save(path) "
+            "and set graph=path."
         )
     if embeddings.is_complex() or not embeddings.is_floating_point():
         raise ValueError(f"The embedding weight must be floating point, got {embeddings.dtype}.")
     return embeddings
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is a torch.distributed DTensor (FSDP2 makes its parameters ones)."""
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)

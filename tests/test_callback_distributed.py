@@ -269,3 +269,63 @@ def test_trainer_checkpoints_hold_the_counts_of_every_process(tmp_path, strategy
         counts = saved["stateful_callbacks"]["SSECallback"]["attributes"]["counts"]["input"]
         assert own[1][step][0] > 0  # what the main process's own counts would miss
         assert counts == [a + b for a, b in zip(own[0][step], own[1][step])]
+
+
+def _knn_on_sharded_weights(rank: int, port: int, out_dir: str) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    from sse_hf import SSEConfig, patch_model
+    from tiny_models import record_lookups, tiny_bert, tiny_tokenizer, word_ids
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        tokenizer = tiny_tokenizer(_folder(out_dir, f"tokenizer{rank}"))
+        config = SSEConfig(p=1.0, graph="knn", graph_k=3)
+        torch.manual_seed(0)  # the same weights on both processes, and in the unsharded copy
+        model = tiny_bert().train()
+        unsharded = patch_model(model, config, tokenizer=tokenizer)
+        expected = unsharded.graph.to_dict()
+        unsharded.remove()
+        mesh = init_device_mesh("cpu", (2,))
+        for layer in model.bert.encoder.layer:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)  # the embedding weight is now a DTensor: each process holds half its rows
+        weight = model.get_input_embeddings().weight
+        handle = patch_model(model, config, tokenizer=tokenizer)
+        still_sharded = isinstance(model.get_input_embeddings().weight, DTensor)  # gathered for the graph alone
+        records, _ = record_lookups(model.get_input_embeddings())
+        ids = word_ids()
+        model(input_ids=ids)
+        swapped = records[-1] != ids
+        neighbours = handle.graph.to_dict()
+        allowed = all(int(new) in neighbours[int(old)] for old, new in zip(ids[swapped], records[-1][swapped]))
+        (Path(out_dir) / f"{rank}.json").write_text(
+            json.dumps(
+                {
+                    "sharded": isinstance(weight, DTensor) and tuple(weight.to_local().shape) == (32, 16),
+                    "still_sharded": still_sharded,
+                    "equal": {str(k): v for k, v in neighbours.items()} == {str(k): v for k, v in expected.items()},
+                    "edges": handle.graph.num_edges,
+                    "swapped": int(swapped.sum()),
+                    "only_to_neighbours": allowed,
+                }
+            )
+        )
+        handle.remove()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_knn_graph_of_fsdp2_sharded_embeddings_equals_the_unsharded_models(tmp_path):
+    """FSDP2 shards the embedding weight (a DTensor, half the rows on each process): graph="knn" gathers it, so each
+    process builds the graph of the whole table, the same as the unsharded model's, and swaps along it."""
+    mp.spawn(_knn_on_sharded_weights, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert result["sharded"] and result["still_sharded"], result
+        assert result["equal"] and result["edges"] > 0, result
+        assert result["swapped"] > 0 and result["only_to_neighbours"], result

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse
 import scipy.stats
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from graph_helpers import ADJACENCY, VOCAB, all_tokens, assert_same_graph, generator
 from sse_hf.graph import SSEGraph
@@ -218,3 +218,73 @@ def test_unreadable_graph_files_are_errors_naming_them(tmp_path, graph_tokenizer
     with pytest.raises(ValueError, match=rf"{name}"):
         SSEGraph.from_file(path, tokenizer=graph_tokenizer)
     assert path.read_bytes() == content.encode("latin-1")
+
+
+@pytest.fixture
+def numeric_tokenizer(tmp_path) -> BertTokenizer:
+    """The words of `graph_helpers.VOCAB` and then the tokens "10" and "11" (ids 12 and 13): id 10 is not "10"."""
+    path = tmp_path / "numeric_vocab.txt"
+    path.write_text("\n".join([*VOCAB, "10", "11"]) + "\n", encoding="utf-8")
+    return BertTokenizer(str(path))
+
+
+def test_an_edge_list_of_integers_under_a_tokenizer_is_read_only_as_its_header_says(
+    tmp_path, numeric_tokenizer, caplog
+):
+    """`10<TAB>11` is the ids 10 -> 11 or the tokens "10" -> "11" (ids 12 -> 13): refused until a header says which."""
+    bare = tmp_path / "edges.tsv"
+    bare.write_text("10\t11\n", encoding="utf-8")
+    header = tmp_path / "header.txt"
+    header.write_text("source\ttarget\tweight\n10\t11\t2\n", encoding="utf-8")
+    for path in (bare, header):
+        with pytest.raises(
+            ValueError, match=r"every source and target is an integer.*'source_id\\ttarget_id' for ids"
+        ):
+            SSEGraph.from_edge_file(path, tokenizer=numeric_tokenizer)
+        with pytest.raises(ValueError, match=rf"{path.name}: every source and target is an integer"):
+            prepare_graph(str(path), table_size=14, tokenizer=numeric_tokenizer)  # the path SSEConfig(graph=...) takes
+    ids, tokens = tmp_path / "ids.tsv", tmp_path / "tokens.tsv"
+    ids.write_text("source_id\ttarget_id\n10\t11\n", encoding="utf-8")
+    tokens.write_text("source_token\ttarget_token\tweight\n10\t11\t2\n", encoding="utf-8")
+    with caplog.at_level("INFO", logger="sse_hf.graph_sources"):
+        by_id = SSEGraph.from_edge_file(ids, tokenizer=numeric_tokenizer)
+        by_token = SSEGraph.from_edge_file(tokens, tokenizer=numeric_tokenizer)
+    assert by_id.to_dict() == {10: {11: 1.0}} and by_token.to_dict() == {12: {13: 1.0}}
+    marked = tmp_path / "marked.tsv"  # a byte-order mark before the header, as Excel and Notepad write
+    marked.write_text("\ufeffsource_id\ttarget_id\n10\t11\n", encoding="utf-8")
+    assert SSEGraph.from_edge_file(marked, tokenizer=numeric_tokenizer).to_dict() == {10: {11: 1.0}}
+    assert by_id.metadata["reading"].startswith("as integer token ids")
+    assert by_token.metadata["reading"].startswith("as token strings")
+    logged = [record.getMessage() for record in caplog.records]
+    assert any("ids.tsv as integer token ids" in line for line in logged), logged
+    assert any("tokens.tsv as token strings" in line for line in logged), logged
+    # without a tokenizer the fields are ids, as before; a word among them is the token text it is
+    assert (
+        SSEGraph.from_edge_file(bare, vocab_size=12).metadata["reading"]
+        == "as integer token ids (no tokenizer was given)"
+    )
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("10\tgood\n", encoding="utf-8")
+    assert SSEGraph.from_edge_file(mixed, tokenizer=numeric_tokenizer).to_dict() == {12: {6: 1.0}}
+
+
+@pytest.mark.parametrize(
+    "content, tokenized, match",
+    [
+        (
+            "source_id\ttarget_id\n10\tgood\n",
+            True,
+            r"line 2: 'good' is not an integer token id.*'source_token\\ttarget_token'",
+        ),
+        ("source_token\ttarget_token\ngood\tgreat\n", False, r"its header .* token strings.*pass tokenizer="),
+        ("1_0\t2\n", False, r"line 1: '1_0' is not an integer token id"),  # int() reads "1_0" as 10
+        ("\u0661\u0660\t2\n", False, r"line 1: '\u0661\u0660' is not an integer token id"),  # int() reads it as 10
+    ],
+)
+def test_an_edge_list_that_its_reading_cannot_hold_is_an_error_saying_what_to_do(
+    tmp_path, numeric_tokenizer, content, tokenized, match
+):
+    path = tmp_path / "edges.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"edges\.tsv.*{match}"):
+        SSEGraph.from_edge_file(path, **({"tokenizer": numeric_tokenizer} if tokenized else {"vocab_size": 12}))
