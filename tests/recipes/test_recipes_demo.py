@@ -7,8 +7,9 @@ import pytest
 from recipes import demo
 
 
-def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys):
+def test_demo_runs_baseline_and_sse_and_prints_the_table(tmp_path, capsys, recwarn):
     results = demo.main(["--output_dir", str(tmp_path / "demo"), "--epochs", "0.1", "--sse_p", "0.1"])
+    assert not [w for w in recwarn if "do nothing" in str(w.message)]  # a newcomer's first run warns of nothing
     assert list(results) == ["baseline", "sse p=0.1"]
     assert results["baseline"]["sse_swap_rate"] == 0.0 and results["sse p=0.1"]["sse_swap_rate"] > 0
     printed = capsys.readouterr().out

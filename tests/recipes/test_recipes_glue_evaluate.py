@@ -113,7 +113,7 @@ def test_loads_offline_from_an_empty_cache(tmp_path):
 
 def test_the_readme_example_prints_what_it_shows():
     text = (RECIPES.parent / "README.md").read_text()
-    block = re.search(r"```python\n(import evaluate\n.*?)```", text, re.S).group(1)
+    block = re.search(r"```python\n((?:#[^\n]*\n)*import evaluate\n.*?)```", text, re.S).group(1)
     shown = re.search(r"^# prints (.*)$", block, re.M).group(1)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
