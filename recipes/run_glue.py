@@ -266,7 +266,7 @@ def _select(dataset, limit: int | None):
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the recipe with command-line arguments `argv` (default: sys.argv[1:]); return what all_results.json holds."""
     started = time.perf_counter()
-    (model_args, data_args, sse_args, search_args, _, training_args), last_checkpoint = run_setup.start_run(
+    (model_args, data_args, sse_args, search_args, output_args, training_args), last_checkpoint = run_setup.start_run(
         (
             ModelArguments,
             DataTrainingArguments,
@@ -281,6 +281,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     task = get_task(data_args.task_name) if data_args.task_name else None
     searching = search_args.search_sse is not None  # then only the training data is read, and carved
     if searching:  # every candidate checked with the --sse_* options before any data is read
+        given = [f"--{action}" for action in ("do_eval", "do_predict") if action in output_args.actions_given]
+        if training_args.eval_strategy != "no" and "--do_eval" in given:
+            given.remove("--do_eval")  # set by --eval_strategy, which evaluates the held-out part while training
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} with --search_sse: a search scores its candidates on the part it carves from "
+                "the training data and never reads validation or test data, so they would do nothing. Drop them; "
+                "then run the chosen --sse_* options with them."
+            )
         search_args.candidates(sse_args.to_config(), sse_args.sse)
         resume = training_args.resume_from_checkpoint or last_checkpoint
         if resume:

@@ -40,6 +40,8 @@ class OutputArguments:
             "of refusing (or resuming from its last checkpoint). Nothing is deleted either way."
         },
     )
+    # the actions (--do_train, --do_eval, ...) the user gave, before `start_run` defaults them; not an option
+    actions_given: tuple[str, ...] = field(default=(), init=False, repr=False)
 
 
 def use_cpu_when_launched_without_accelerator() -> bool:
@@ -350,7 +352,8 @@ def start_run(
     training_args = parsed[-1]
     require_deepspeed_backend(training_args.ddp_backend)
     output_args = next(args for args in parsed if isinstance(args, OutputArguments))
-    if not any(getattr(training_args, action) for action in actions):
+    output_args.actions_given = tuple(action for action in actions if getattr(training_args, action))
+    if not output_args.actions_given:
         training_args.do_train = training_args.do_eval = True
         logger.info("No %s given: training and evaluating.", "/".join("--" + action for action in actions))
     if not training_args.do_train and training_args.eval_strategy != "no":

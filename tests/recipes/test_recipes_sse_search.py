@@ -145,6 +145,10 @@ def test_held_out_part_that_cannot_score_the_metric_is_refused():
     [
         (["--sse", "False", "--search_sse", '{"label_p": [0, 0.1]}'], r"--sse False turns SSE off, but --search_sse"),
         (["--search_sse", '{"graph_k": [3, 5]}'], r"--search_sse: graph_k changes nothing"),
+        (  # was: switched off without a word (and with --do_eval alone, no output-folder check)
+            ["--do_eval", "--do_predict", "--search_sse", '{"p": [0, 0.1]}'],
+            r"--do_eval and --do_predict with --search_sse: a search scores its candidates on the part it carves",
+        ),
         (  # a regression file: 1 held-out row has no correlation (was NaN, then "No trials are completed yet")
             ["--search_sse", '{"p": [0, 0.1]}', "--search_held_out", "0.01", "--label_column_name", "score"],
             r"--search_held_out 0.01 holds out 1 row of the training data, too few to score eval_pearson",
