@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .config import SSEConfig
+from .config import VERSION_KEY, SSEConfig
 from .graph import SSEGraph
 from .handle import SSEHandle, get_handle
 from .lookups import WORD_PIECE_ROLES
@@ -315,7 +315,8 @@ class SSECallback(TrainerCallback, ExportableState):
 
     def __init__(self, config: SSEConfig | dict | None = None, tokenizer=None, **overrides: Any):
         if isinstance(config, dict):
-            check_override_names(config, "SSECallback")
+            if VERSION_KEY not in config:  # a saved config (a checkpoint's) loads as saved files do
+                check_override_names(config, "SSECallback")
             config = SSEConfig.from_dict(config)
         if config is None:
             config = SSEConfig()
@@ -706,4 +707,4 @@ class SSECallback(TrainerCallback, ExportableState):
         window = self.log_window
         if window is not None:
             attributes["log_window"] = window
-        return {"args": {"config": self.config.to_dict()}, "attributes": attributes}
+        return {"args": {"config": self.config.to_saved_dict()}, "attributes": attributes}

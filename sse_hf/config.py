@@ -7,6 +7,7 @@ import json
 import os
 import textwrap
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from .swap_tokens import SWAP_TOKENS, SwapTokens
 from .validation import check_fraction, check_positive_int, check_probability, is_integer
 
 CONFIG_NAME = "sse_config.json"
+VERSION_KEY = "sse_hf_version"  # saved configs name the sse-hf that wrote them
 
 
 @dataclass
@@ -195,11 +197,32 @@ class SSEConfig:
         """A JSON-ready dict of every field."""
         return dataclasses.asdict(self)
 
+    def to_saved_dict(self) -> dict[str, Any]:
+        """`to_dict()` stamped with the sse-hf version that writes it (`sse_hf_version`), as saved files are."""
+        from . import __version__
+
+        return {**self.to_dict(), VERSION_KEY: __version__}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SSEConfig:
-        """Build a config from `to_dict()` output; unknown keys are a clear error."""
+        """Build a config from `to_dict()` output; unknown keys are a clear error, except in a dict that sse-hf saved
+        (it carries `sse_hf_version`): there keys from a newer sse-hf warn and are dropped, so its files still load."""
         if not isinstance(data, Mapping):
             raise TypeError(f"SSEConfig.from_dict expects a dict of field values (as to_dict() writes), got {data!r}.")
+        data = dict(data)
+        if VERSION_KEY in data:
+            from . import __version__
+
+            written_by = data.pop(VERSION_KEY)
+            unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+            if unknown:
+                warnings.warn(
+                    f"sse_hf: this SSEConfig was saved by sse-hf {written_by}, whose fields {unknown} sse-hf "
+                    f"{__version__} does not know: they are dropped (upgrade sse-hf to use them).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                data = {name: value for name, value in data.items() if name not in unknown}
         return cls().replace(**data)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
@@ -209,7 +232,7 @@ class SSEConfig:
         os.makedirs(save_directory, exist_ok=True)
         path = os.path.join(save_directory, CONFIG_NAME)
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
+            json.dump(self.to_saved_dict(), handle, indent=2, sort_keys=True)
             handle.write("\n")
         return path
 

@@ -711,3 +711,16 @@ def test_the_docstring_documents_every_argument():
         if name != "self":
             shown = f"**{name}:" if parameter.kind is parameter.VAR_KEYWORD else f"{name} (`"
             assert shown in args, name
+
+
+def test_a_checkpoints_callback_state_from_a_newer_sse_hf_rebuilds_with_a_warning():
+    """`state()` saves the config with its sse-hf version; `from_state` of a newer version's state drops the fields
+    it does not know, with a warning, instead of refusing to resume."""
+    import sse_hf
+
+    state = SSECallback(p=0.2).state()
+    assert state["args"]["config"]["sse_hf_version"] == sse_hf.__version__
+    assert SSECallback.from_state(state).config == SSEConfig(p=0.2)
+    state["args"]["config"].update(sse_hf_version="9.0.0", p_dropout_schedule="cosine")
+    with pytest.warns(UserWarning, match="p_dropout_schedule"):
+        assert SSECallback.from_state(state).config == SSEConfig(p=0.2)

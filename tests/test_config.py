@@ -220,3 +220,24 @@ def test_the_docstring_documents_every_field_with_its_help_type_and_default():
         assert re.search(rf"(^| ){f.name} \(`[^`]+`, defaults to `", flat), f.name
         assert " ".join(f.metadata["help"].split()) in flat, f.name
     assert "p_schedule (`Literal['constant'," in flat and "table_p (`dict[str, float]`, defaults to `{}`)" in flat
+
+
+def test_saved_configs_carry_the_version_and_a_newer_versions_fields_warn_and_are_dropped(tmp_path):
+    """A checkpoint written by a newer sse-hf still loads here (peft stamps its version the same way); a hand-written
+    dict with an unknown name stays an error, since nothing says it came from another version."""
+    import json
+
+    import pytest
+
+    import sse_hf
+
+    path = SSEConfig(p=0.1).save_pretrained(tmp_path)
+    saved = json.loads(open(path).read())
+    assert saved["sse_hf_version"] == sse_hf.__version__ and SSEConfig.from_pretrained(tmp_path) == SSEConfig(p=0.1)
+    saved.update(sse_hf_version="9.0.0", p_dropout_schedule="cosine")
+    with open(path, "w") as handle:
+        json.dump(saved, handle)
+    with pytest.warns(UserWarning, match=r"saved by sse-hf 9\.0\.0, whose fields \['p_dropout_schedule'\]"):
+        assert SSEConfig.from_pretrained(tmp_path) == SSEConfig(p=0.1)
+    with pytest.raises(TypeError, match=r"Unknown SSEConfig field\(s\) \['p_dropout_schedule'\]"):
+        SSEConfig.from_dict({"p": 0.1, "p_dropout_schedule": "cosine"})
