@@ -13,9 +13,8 @@ import torch  # noqa: E402
 from transformers import BertTokenizer  # noqa: E402
 
 from graph_helpers import ADJACENCY, VOCAB  # noqa: E402
-from recipe_helpers import corpus_texts  # noqa: E402
 from sse_hf.graph import SSEGraph  # noqa: E402
-from tiny_models import tiny_tokenizer  # noqa: E402
+from tiny_models import save_tiny_bert, tiny_tokenizer  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,16 +62,5 @@ def graph_tokenizer(tmp_path) -> BertTokenizer:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
-    """A random-init BERT (hidden 32, 2 layers, a few hundred word pieces) and its tokenizer, saved to disk."""
-    from recipes.kit.tiny_bert import build_tiny_bert
-
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    return build_tiny_bert(
-        str(directory),
-        corpus_texts(),
-        vocab_size=200,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=64,
-    )
+    """A tiny random-init BERT classifier and its 48-token tokenizer, saved to disk (tests/recipes/ builds its own)."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

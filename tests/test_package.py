@@ -51,3 +51,19 @@ def test_the_project_files_agree_with_the_package():
     assert citation["version"] == sse_hf.__version__ and citation["license"] == project["license"]
     assert "1905.10630" in citation["preferred-citation"]["url"]
     assert (ROOT / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+def test_the_library_tests_stand_alone_without_the_recipes_or_the_studies():
+    """No test outside tests/recipes/ (nor a helper module or conftest beside them) imports `recipes`: a library
+    test then runs in a checkout of the package alone."""
+    import ast
+
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n == "recipes" or n.startswith("recipes.")], (path.name, names)

@@ -187,6 +187,14 @@ def tiny_bert(num_labels: int = 2, **config_overrides):
     return transformers.BertForSequenceClassification(config)
 
 
+def save_tiny_bert(directory) -> str:
+    """`tiny_bert()` and `tiny_tokenizer` saved to `directory`, loadable with `from_pretrained` as any checkpoint."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tiny_tokenizer(directory)
+    tiny_bert().save_pretrained(str(directory))
+    return str(directory)
+
+
 def record_lookups(module):
     """Record the ids an embedding module actually looks up (after any pre-hook). Returns (records, hook)."""
     records = []

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_helpers import sentiment_rows, write_csv
+from recipe_helpers import corpus_texts, sentiment_rows, write_csv
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,3 +26,21 @@ def sentiment_files(tmp_path_factory) -> dict[str, str]:
         "validation": write_csv(directory / "validation.csv", sentiment_rows(24, seed=2)),
         "test": write_csv(directory / "test.csv", test_rows),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A random-init BERT (hidden 32, 2 layers) with a WordPiece tokenizer of a few hundred pieces learned from the
+    recipes' corpus, saved to disk: what the recipes load with --model_name_or_path."""
+    from recipes.kit.tiny_bert import build_tiny_bert
+
+    directory = tmp_path_factory.mktemp("tiny-bert-recipes")
+    return build_tiny_bert(
+        str(directory),
+        corpus_texts(),
+        vocab_size=200,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+    )
