@@ -16,6 +16,8 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, os.path.dirname(__file__))  # tiny_models in the spawned processes
 
+pytestmark = pytest.mark.slow  # each test spawns 2 processes (about 15 s each to import torch and transformers here)
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -318,7 +320,6 @@ def _knn_on_sharded_weights(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_knn_graph_of_fsdp2_sharded_embeddings_equals_the_unsharded_models(tmp_path):
     """FSDP2 shards the embedding weight (a DTensor, half the rows on each process): graph="knn" gathers it, so each
