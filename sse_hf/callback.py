@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import warnings
@@ -21,6 +20,7 @@ from .lookups import WORD_PIECE_ROLES
 from .patch import check_override_names, config_type_error, patch_model
 from .search import check_trial_space, trial_config
 from .statistics import process_count, stats_of, sum_across_processes, word_piece_totals
+from .trainer_internals import continue_log_window, open_log_window, running_trainer, training_trainer
 from .validation import is_integer, is_number
 from .vocabulary import as_tokenizer
 
@@ -33,73 +33,6 @@ def _trained_module(model: Any, event_kwargs: dict) -> Any:
     if not isinstance(model, nn.Module) and isinstance(st_model, nn.Module):
         return st_model
     return model
-
-
-# ----- THE workaround: reading the running Trainer off the call stack -------------------------------------------
-# transformers gives a callback no handle on the Trainer or its CallbackHandler, yet SSECallback needs them for
-# three things a plain callback cannot do:
-#  * CallbackHandler calls the callbacks in list order, and Trainer puts its reporting callbacks (report_to:
-#    TensorBoard, W&B, ...) before the user's; `Trainer.log` also appends a copy of `logs` to `state.log_history`
-#    before `on_log`. So what a user callback adds to `logs` reaches neither the trackers nor log_history, unless
-#    the callback runs before the reporters (`_move_to_front`) and updates the copy too (`on_log`). It goes right
-#    after DefaultFlowCallback, which sets `control.should_save` in `on_step_end`/`on_epoch_end`: every process
-#    then knows a checkpoint follows and sums its counts for it (`_sum_counts_for_checkpoint`).
-#    tests/test_callback.py::test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log fails when
-#    transformers changes this order, and this workaround can then go.
-#  * one SSECallback per Trainer, checked against the handler's list;
-#  * the Trainer's `compute_loss_func`, `resume_from_checkpoint` and trial output folder (`_get_output_dir`).
-# Everything that walks the stack is in the two functions below.
-def _on_stack(predicate) -> dict | None:
-    """The locals of the innermost caller whose `self` satisfies `predicate`, found on the call stack."""
-    frame = inspect.currentframe()
-    try:
-        while frame is not None:
-            if predicate(frame.f_locals.get("self")):
-                return frame.f_locals
-            frame = frame.f_back
-    finally:
-        del frame
-    return None
-
-
-def _running_trainer(callback: TrainerCallback) -> tuple[Any, CallbackHandler | None, Any]:
-    """The trainer whose CallbackHandler dispatches the current event to `callback`, that handler and the checkpoint
-    the trainer resumes from; (None, None, None) when no handler dispatches it (an event method called directly)."""
-
-    def dispatches(obj: Any) -> bool:
-        return isinstance(obj, CallbackHandler) and any(cb is callback for cb in obj.callbacks)
-
-    handler = _on_stack(dispatches)
-    handler = None if handler is None else handler["self"]
-    found = _on_stack(lambda obj: getattr(obj, "callback_handler", None) is handler is not None)
-    if found is None:
-        return None, handler, None
-    return found["self"], handler, found.get("resume_from_checkpoint")
-
-
-def _training_trainer(callback: TrainerCallback) -> Any:
-    """The trainer on the call stack that holds `callback`, also outside an event (its `_save_checkpoint` calls
-    `state()`); None when there is none."""
-
-    def holds(obj: Any) -> bool:
-        handler = getattr(obj, "callback_handler", None)
-        return isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks)
-
-    found = _on_stack(holds)
-    return None if found is None else found["self"]
-
-
-# The part of Trainer's logging state that a checkpoint does not keep (`Trainer._tr_loss`, the training loss summed
-# since the previous log, and `_globalstep_last_logged`): a resume from a checkpoint between two logs logs the mean
-# loss of the steps since the resume, not since the previous log. SSECallback saves both (`log_window`), and under
-# the adaptive schedule, whose p follows that logged loss, gives them back to the resumed Trainer, so that it logs,
-# and p follows, exactly the loss of the uninterrupted run.
-def _open_log_window(trainer: Any) -> tuple[int, float] | None:
-    """The trainer's (step of its previous log, training loss summed since) in this process; None if unreadable."""
-    last, loss = getattr(trainer, "_globalstep_last_logged", None), getattr(trainer, "_tr_loss", None)
-    if not is_integer(last) or not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        return None
-    return int(last), float(loss.detach().float().item())
 
 
 def _per_process(value: float, device: Any) -> list[float]:
@@ -347,7 +280,7 @@ class SSECallback(TrainerCallback, ExportableState):
     # ----- Trainer events ---------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         model = _trained_module(model, kwargs)
-        trainer, handler, resume_from = _running_trainer(self)
+        trainer, handler, resume_from = running_trainer(self)
         if handler is not None and sum(isinstance(cb, SSECallback) for cb in handler.callbacks) > 1:
             raise ValueError(
                 "This Trainer has more than one SSECallback: one SSECallback per Trainer is allowed (each would patch "
@@ -486,7 +419,7 @@ class SSECallback(TrainerCallback, ExportableState):
     def _reopen_log_window(self, window: dict, trainer: Any, state) -> None:
         """On resume, continue the log interval that was open at the checkpoint: the next logged swap rates cover it
         whole and, under the adaptive schedule, the resumed Trainer logs (and p follows) the uninterrupted run's loss
-        (see `_open_log_window`)."""
+        (see `trainer_internals.continue_log_window`)."""
         before = _logged_groups(self._previous)
         self._logged = {
             group: (eligible - before.get(group, [0, 0])[0], swapped - before.get(group, [0, 0])[1])
@@ -494,9 +427,9 @@ class SSECallback(TrainerCallback, ExportableState):
         }
         if self.config.p_schedule != "adaptive" or window["last_logged_step"] == state.global_step:
             return
-        if _open_log_window(trainer) != (state.global_step, 0.0) or not is_number(
-            getattr(trainer, "_total_loss_scalar", None)
-        ):
+        sums = window["loss_sums"]  # this process's own where the processes are as many as at the checkpoint
+        loss_sum = sums[_process_rank()] if len(sums) == process_count() else sum(sums) / len(sums)
+        if not continue_log_window(trainer, state.global_step, window["last_logged_step"], loss_sum, sums):
             warnings.warn(
                 f"sse_hf: resuming at step {state.global_step}, between two training-loss logs, with "
                 "p_schedule='adaptive', but this Trainer's logging state cannot be continued (a transformers version "
@@ -507,12 +440,6 @@ class SSECallback(TrainerCallback, ExportableState):
                 stacklevel=3,
             )
             return
-        sums = window["loss_sums"]  # this process's own where the processes are as many as at the checkpoint
-        loss_sum = sums[_process_rank()] if len(sums) == process_count() else sum(sums) / len(sums)
-        trainer._tr_loss += loss_sum  # the same float32 sum the uninterrupted run holds here
-        trainer._globalstep_last_logged = window["last_logged_step"]
-        # Trainer adds the processes' mean to its total at each log: train_loss stays the mean of this call's steps
-        trainer._total_loss_scalar -= sum(sums) / len(sums)
 
     def _sum_counts_for_checkpoint(self, args, state, control) -> None:
         """Under torch.distributed, when a checkpoint follows this step or epoch, sum this run's counts over the
@@ -527,8 +454,8 @@ class SSECallback(TrainerCallback, ExportableState):
             self._checkpoint_own = self.handle.counts()
             self._checkpoint_run = sum_across_processes(self._checkpoint_own)
             self._checkpoint_step = state.global_step
-            trainer = _running_trainer(self)[0]
-            opened = _open_log_window(trainer)
+            trainer = running_trainer(self)[0]
+            opened = open_log_window(trainer)
             if opened is not None and control.should_log and state.global_step > opened[0]:
                 # the log at this step empties the interval before the save
                 opened = (state.global_step, [0.0] * process_count())
@@ -676,12 +603,12 @@ class SSECallback(TrainerCallback, ExportableState):
         """The Trainer's log interval open now (at a checkpoint): its step, the step of the previous log, each process's
         training loss summed since and the [eligible, swapped] totals at that log, per logged group; None outside
         training (but for one restored by `from_state`)."""
-        trainer = _training_trainer(self)
+        trainer = training_trainer(self)
         if self.handle is None or trainer is None:
             return self._restored_window
         step = trainer.state.global_step
         if self._checkpoint_run is None:
-            opened = _open_log_window(trainer)
+            opened = open_log_window(trainer)
             opened = None if opened is None else (opened[0], [opened[1]])
         else:  # under torch.distributed, the one every process took part in at the checkpoint decision
             opened = self._checkpoint_window if self._checkpoint_step == step else None

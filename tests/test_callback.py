@@ -342,7 +342,7 @@ def test_stats_is_a_method_on_the_callback_as_on_the_handle(tokenizer, tmp_path)
 
 
 def test_transformers_still_calls_reporters_first_and_copies_logs_before_on_log(tmp_path):
-    """The transformers behaviours THE workaround in sse_hf/callback.py exists for (`_running_trainer`,
+    """The transformers behaviours that the workaround in sse_hf/trainer_internals.py exists for (`running_trainer`,
     `_move_to_front`, the log_history update in `on_log`). If this fails, transformers changed its event order:
     revisit the workaround (it may be deletable)."""
     seen = []
