@@ -86,6 +86,16 @@ def load_record(records: str, arm: str, seed: int) -> dict | None:
         return json.load(handle)
 
 
+def all_records(records: str) -> list[dict]:
+    """Every record in the ledger folder `records`."""
+    return [
+        load_record(records, arm, int(name[len("seed-") : -len(".json")]))
+        for arm in sorted(os.listdir(records))
+        for name in sorted(os.listdir(os.path.join(records, arm)))
+        if name.startswith("seed-") and name.endswith(".json")
+    ]
+
+
 def arm_settings(arm: str) -> dict:
     """An arm's settings from its name (every name encodes them)."""
     settings = plan.BASELINE_GRID.get(arm)

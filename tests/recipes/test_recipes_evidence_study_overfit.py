@@ -168,5 +168,7 @@ def test_a_real_study_runs_tuning_gates_and_final_seeds_and_reports_a_verdict(tm
     assert overfit_rules.test_accuracy(record, labels) == pytest.approx(record["test_scores"]["accuracy"], abs=1e-6)
     text = overfit_report.report(data, records, figures=str(tmp_path))
     assert "| trivial: majority class / class prior |" in text and "The gates pass" in text
+    assert "Trivial reference on the choice split: majority class" in text
+    assert f"written by code commit(s) {record['code']['commit']}" in text
     assert "**Verdict by the pre-registered rule:" in text and "| test accuracy (points) |" in text
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "paired.png").stat().st_size > 0
